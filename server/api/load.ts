@@ -1,0 +1,173 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { LineCounter, parseDocument } from 'yaml';
+import { type LoadedHandler, loadHandler } from '../integrations/lambda.ts';
+import { SelectionExpressionError, compileSelectionExpression } from '../websocket/selection-expression.ts';
+import { apiDefinitionSchema } from './schema.ts';
+import type { ApiDefinition, IntegrationDef } from './types.ts';
+
+export interface DefinitionProblem {
+  /** dotted path in the file, e.g. `websocket.routes.sendmessage.integration.type` */
+  path: string;
+  /** 1-based line:column of the offending node, when known */
+  line?: number | undefined;
+  column?: number | undefined;
+  message: string;
+}
+
+export class ApiDefinitionError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: DefinitionProblem[],
+  ) {
+    super(`${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`);
+    this.name = 'ApiDefinitionError';
+  }
+}
+
+export function formatProblem(p: DefinitionProblem): string {
+  const where = p.line ? ` (line ${p.line}, column ${p.column})` : '';
+  return `${p.path || '(root)'}${where}: ${p.message}`;
+}
+
+export interface LoadedApi {
+  file: string;
+  baseDir: string;
+  definition: ApiDefinition;
+  /** handler spec (`file.export`) → imported function */
+  handlers: Map<string, LoadedHandler>;
+}
+
+const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, discriminator: true, allowUnionTypes: true });
+const validateSchema = ajv.compile(apiDefinitionSchema);
+
+function pathOf(instancePath: string): string[] {
+  return instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+function describeAjvError(e: ErrorObject): { path: string[]; message: string } {
+  const p = pathOf(e.instancePath);
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const extra = String((e.params as { additionalProperty: string }).additionalProperty);
+      return { path: [...p, extra], message: `unknown property "${extra}"` };
+    }
+    case 'required':
+      return { path: p, message: `missing required property "${(e.params as { missingProperty: string }).missingProperty}"` };
+    case 'enum':
+      return { path: p, message: `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` };
+    case 'propertyNames':
+      return { path: p, message: `invalid name "${(e.params as { propertyName: string }).propertyName}"` };
+    case 'discriminator':
+      return { path: [...p, 'type'], message: `unknown integration type (use LAMBDA or MOCK${extraTypesHint})` };
+    default:
+      return { path: p, message: e.message ?? 'is invalid' };
+  }
+}
+const extraTypesHint = '';
+
+/**
+ * Parse, schema-check and semantically check an API definition, and import every handler it
+ * names. Every problem is collected and reported at once with its path (and line); nothing is
+ * served from a file with any problem.
+ */
+export async function loadApiDefinition(file: string): Promise<LoadedApi> {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (err) {
+    throw new ApiDefinitionError(file, [{ path: '', message: `cannot read file: ${(err as Error).message}` }]);
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ApiDefinitionError(
+      file,
+      doc.errors.map((e) => {
+        const pos = lineCounter.linePos(e.pos[0]);
+        return { path: '', line: pos.line, column: pos.col, message: e.message.split('\n')[0] ?? e.message };
+      }),
+    );
+  }
+  const value: unknown = doc.toJS();
+  const locate = (p: string[]): { line?: number; column?: number } => {
+    for (let n = p.length; n >= 0; n--) {
+      const node = doc.getIn(p.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+      if (node && typeof node === 'object' && node.range) {
+        const pos = lineCounter.linePos(node.range[0]);
+        return { line: pos.line, column: pos.col };
+      }
+      if (n > 0) {
+        // The key node itself (for unknown properties the value path does not exist).
+        const parent = doc.getIn(p.slice(0, n - 1), true) as { items?: Array<{ key?: { value?: unknown; range?: [number, number, number] } }> } | undefined;
+        const keyNode = parent?.items?.find((it) => it.key?.value === p[n - 1])?.key;
+        if (keyNode?.range) {
+          const pos = lineCounter.linePos(keyNode.range[0]);
+          return { line: pos.line, column: pos.col };
+        }
+      }
+    }
+    return {};
+  };
+  const problems: DefinitionProblem[] = [];
+  const add = (p: string[], message: string) => problems.push({ path: p.join('.'), message, ...locate(p) });
+
+  if (!validateSchema(value)) {
+    const seen = new Set<string>();
+    for (const e of validateSchema.errors ?? []) {
+      if (e.keyword === 'if' || e.keyword === 'oneOf') continue;
+      const d = describeAjvError(e);
+      const key = `${d.path.join('.')}|${d.message}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      add(d.path, d.message);
+    }
+    throw new ApiDefinitionError(file, problems);
+  }
+  const def = value as ApiDefinition;
+  const baseDir = path.dirname(abs);
+
+  // Semantic checks the schema cannot express.
+  if (!def.websocket) add([], 'the definition serves nothing: add a "websocket" section');
+  if (def.websocket) {
+    try {
+      const expr = compileSelectionExpression(def.websocket.routeSelectionExpression);
+      if (!expr.usesBody && !def.websocket.routes.$default) {
+        add(['websocket', 'routeSelectionExpression'], 'a static expression needs a $default route or a route with the same key');
+      }
+    } catch (err) {
+      if (!(err instanceof SelectionExpressionError)) throw err;
+      add(['websocket', 'routeSelectionExpression'], err.message);
+    }
+    for (const [key, route] of Object.entries(def.websocket.routes)) {
+      if (!route.integration && key !== '$connect' && key !== '$disconnect') add(['websocket', 'routes', key], 'a message route needs an integration');
+      if (route.routeResponse && (key === '$connect' || key === '$disconnect')) add(['websocket', 'routes', key, 'routeResponse'], `${key} cannot have a route response`);
+    }
+  }
+  const limits = def.limits;
+  if (limits?.maxFrameBytes && limits.maxMessageBytes && limits.maxFrameBytes > limits.maxMessageBytes) {
+    add(['limits', 'maxFrameBytes'], 'cannot exceed maxMessageBytes');
+  }
+
+  // Import every handler once, now: a missing module or export is a definition error.
+  const handlers = new Map<string, LoadedHandler>();
+  const integrations: Array<{ at: string[]; integration: IntegrationDef }> = [];
+  for (const [key, route] of Object.entries(def.websocket?.routes ?? {})) {
+    if (route.integration) integrations.push({ at: ['websocket', 'routes', key, 'integration'], integration: route.integration });
+  }
+  for (const { at, integration } of integrations) {
+    if (integration.type !== 'LAMBDA' || handlers.has(integration.handler)) continue;
+    try {
+      handlers.set(integration.handler, await loadHandler(integration.handler, baseDir));
+    } catch (err) {
+      add([...at, 'handler'], (err as Error).message);
+    }
+  }
+  if (problems.length > 0) throw new ApiDefinitionError(file, problems);
+  return { file: abs, baseDir, definition: def, handlers };
+}

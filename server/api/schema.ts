@@ -1,0 +1,151 @@
+/**
+ * JSON Schema of the API definition file (YAML or JSON). Property names follow Amazon API
+ * Gateway v2 (camelCase). Every object is closed (`additionalProperties: false`) so that a
+ * typo is an error with its path, never a silently ignored option.
+ */
+const positiveInt = { type: 'integer', minimum: 1 } as const;
+
+const throttle = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['rateLimit', 'burstLimit'],
+  properties: { rateLimit: { type: 'number', minimum: 0 }, burstLimit: { type: 'integer', minimum: 0 } },
+} as const;
+
+const headersMap = { type: 'object', additionalProperties: { type: 'string' } } as const;
+
+const lambdaIntegration = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', 'handler'],
+  properties: {
+    type: { const: 'LAMBDA' },
+    handler: { type: 'string', pattern: '^[^\\s]+\\.[A-Za-z_$][A-Za-z0-9_$]*$', description: 'file.export, relative to the API file' },
+    timeoutInMillis: { type: 'integer', minimum: 50, maximum: 300000 },
+    payloadFormatVersion: { enum: ['1.0', '2.0'] },
+  },
+} as const;
+
+const mockIntegration = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type'],
+  properties: {
+    type: { const: 'MOCK' },
+    response: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        statusCode: { type: 'integer', minimum: 100, maximum: 599 },
+        body: { type: 'string' },
+        headers: headersMap,
+      },
+    },
+    timeoutInMillis: { type: 'integer', minimum: 50, maximum: 300000 },
+  },
+} as const;
+
+export const integrationSchema = {
+  type: 'object',
+  required: ['type'],
+  discriminator: { propertyName: 'type' },
+  oneOf: [lambdaIntegration, mockIntegration],
+} as const;
+
+const wsRoute = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    integration: { $ref: '#/definitions/integration' },
+    routeResponse: { type: 'boolean', description: 'two-way route: the integration response is sent back to the client' },
+    authorizer: { type: 'string' },
+    apiKeyRequired: { type: 'boolean' },
+    requestModel: { type: ['string', 'object'] },
+    throttling: throttle,
+    description: { type: 'string' },
+  },
+} as const;
+
+export const apiDefinitionSchema = {
+  $id: 'https://gatehouse.dev/schema/api-definition.json',
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'stages'],
+  properties: {
+    name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9 _.-]{0,127}$' },
+    description: { type: 'string' },
+    apiId: { type: 'string', pattern: '^[a-z0-9]{10}$' },
+    region: { type: 'string', pattern: '^[a-z]{2}(-[a-z]+)+-\\d$' },
+    accountId: { type: 'string', pattern: '^\\d{12}$' },
+    stages: {
+      type: 'object',
+      minProperties: 1,
+      propertyNames: { pattern: '^[A-Za-z0-9_-]{1,128}$' },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          description: { type: 'string' },
+          variables: {
+            type: 'object',
+            maxProperties: 100,
+            propertyNames: { pattern: '^[A-Za-z0-9_]{1,64}$' },
+            additionalProperties: { type: 'string', pattern: '^[A-Za-z0-9\\-._~:/?#&=,]+$', maxLength: 512 },
+          },
+        },
+      },
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxFrameBytes: { type: 'integer', minimum: 125, maximum: 16 * 1024 * 1024 },
+        maxMessageBytes: { type: 'integer', minimum: 125, maximum: 16 * 1024 * 1024 },
+        idleTimeoutSeconds: positiveInt,
+        maxConnectionDurationSeconds: positiveInt,
+        integrationTimeoutMillis: { type: 'integer', minimum: 50, maximum: 300000 },
+        authorizerTimeoutMillis: { type: 'integer', minimum: 50, maximum: 300000 },
+        maxSendBufferBytes: { type: 'integer', minimum: 1024 },
+        maxPostBytes: { type: 'integer', minimum: 1, maximum: 16 * 1024 * 1024 },
+        maxHttpBodyBytes: { type: 'integer', minimum: 1 },
+        drainTimeoutSeconds: { type: 'integer', minimum: 0, maximum: 600 },
+      },
+    },
+    management: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        accessKeys: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['accessKeyId', 'secretAccessKey'],
+            properties: {
+              accessKeyId: { type: 'string', pattern: '^[A-Za-z0-9]{4,128}$' },
+              secretAccessKey: { type: 'string', minLength: 8 },
+            },
+          },
+        },
+        bearerToken: { type: 'string', minLength: 16 },
+        authentication: { enum: ['AWS_IAM', 'NONE'], description: 'NONE disables signature checks (development only)' },
+      },
+    },
+    websocket: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['routeSelectionExpression', 'routes'],
+      properties: {
+        routeSelectionExpression: { type: 'string', minLength: 1 },
+        description: { type: 'string' },
+        routes: {
+          type: 'object',
+          minProperties: 1,
+          propertyNames: { pattern: '^(\\$connect|\\$disconnect|\\$default|[^$][^\\s]{0,127})$' },
+          additionalProperties: wsRoute,
+        },
+      },
+    },
+  },
+  definitions: { integration: integrationSchema },
+} as const;

@@ -1,0 +1,55 @@
+/** TypeScript view of the API definition file (see schema.ts for the authoritative shape). */
+export interface ThrottleSettings {
+  rateLimit: number;
+  burstLimit: number;
+}
+
+export interface LambdaIntegrationDef {
+  type: 'LAMBDA';
+  handler: string;
+  timeoutInMillis?: number;
+  payloadFormatVersion?: '1.0' | '2.0';
+}
+
+export interface MockIntegrationDef {
+  type: 'MOCK';
+  response?: { statusCode?: number; body?: string; headers?: Record<string, string> };
+  timeoutInMillis?: number;
+}
+
+export type IntegrationDef = LambdaIntegrationDef | MockIntegrationDef;
+
+export interface WsRouteDef {
+  integration?: IntegrationDef;
+  routeResponse?: boolean;
+  authorizer?: string;
+  apiKeyRequired?: boolean;
+  requestModel?: string | Record<string, unknown>;
+  throttling?: ThrottleSettings;
+  description?: string;
+}
+
+export interface StageDef {
+  description?: string;
+  variables?: Record<string, string>;
+}
+
+export interface ApiDefinition {
+  name: string;
+  description?: string;
+  apiId?: string;
+  region?: string;
+  accountId?: string;
+  stages: Record<string, StageDef>;
+  limits?: Partial<import('../limits.ts').Limits>;
+  management?: {
+    accessKeys?: Array<{ accessKeyId: string; secretAccessKey: string }>;
+    bearerToken?: string;
+    authentication?: 'AWS_IAM' | 'NONE';
+  };
+  websocket?: {
+    routeSelectionExpression: string;
+    description?: string;
+    routes: Record<string, WsRouteDef>;
+  };
+}

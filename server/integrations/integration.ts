@@ -1,0 +1,88 @@
+import type { IntegrationDef } from '../api/types.ts';
+import type { GatehouseOps, LoadedHandler } from './lambda.ts';
+import { LambdaContext, invokeLambda } from './lambda.ts';
+
+/** What an integration answers, in the AWS proxy response shape. */
+export interface IntegrationResponse {
+  statusCode?: number | undefined;
+  headers?: Record<string, string> | undefined;
+  body?: string | undefined;
+  isBase64Encoded?: boolean | undefined;
+}
+
+/** One call of an integration. `buildEvent` is only called by integrations that need an event. */
+export interface Invocation {
+  readonly requestId: string;
+  buildEvent(): object;
+}
+
+export class MalformedResponseError extends Error {
+  constructor(reason: string) {
+    super(`malformed integration response: ${reason}`);
+    this.name = 'MalformedResponseError';
+  }
+}
+
+export interface CompiledIntegration {
+  readonly type: string;
+  readonly timeoutMs: number;
+  /** MOCK answers synchronously; everything else returns a promise. */
+  invoke(inv: Invocation): IntegrationResponse | undefined | Promise<IntegrationResponse | undefined>;
+}
+
+export interface IntegrationDeps {
+  handlers: ReadonlyMap<string, LoadedHandler>;
+  ops: GatehouseOps;
+  arnPrefix: string;
+  defaultTimeoutMs: number;
+}
+
+/** Validate a Lambda proxy result (AWS: statusCode number, headers map of strings, body string). */
+export function toIntegrationResponse(value: unknown): IntegrationResponse | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'object' || Array.isArray(value)) throw new MalformedResponseError(`expected an object, got ${Array.isArray(value) ? 'array' : typeof value}`);
+  const v = value as Record<string, unknown>;
+  if (v.statusCode !== undefined && (typeof v.statusCode !== 'number' || !Number.isInteger(v.statusCode) || v.statusCode < 100 || v.statusCode > 599)) {
+    throw new MalformedResponseError('statusCode must be an integer from 100 to 599');
+  }
+  if (v.body !== undefined && v.body !== null && typeof v.body !== 'string') throw new MalformedResponseError('body must be a string');
+  let headers: Record<string, string> | undefined;
+  if (v.headers !== undefined && v.headers !== null) {
+    if (typeof v.headers !== 'object' || Array.isArray(v.headers)) throw new MalformedResponseError('headers must be an object');
+    headers = {};
+    for (const [k, h] of Object.entries(v.headers as Record<string, unknown>)) {
+      if (typeof h !== 'string' && typeof h !== 'number' && typeof h !== 'boolean') throw new MalformedResponseError(`header ${k} must be a string`);
+      headers[k] = String(h);
+    }
+  }
+  let body = (v.body ?? undefined) as string | undefined;
+  if (body !== undefined && v.isBase64Encoded === true) body = Buffer.from(body, 'base64').toString('utf8');
+  return { statusCode: v.statusCode as number | undefined, headers, body };
+}
+
+export function compileIntegration(def: IntegrationDef, deps: IntegrationDeps): CompiledIntegration {
+  const timeoutMs = def.timeoutInMillis ?? deps.defaultTimeoutMs;
+  switch (def.type) {
+    case 'MOCK': {
+      const response: IntegrationResponse = Object.freeze({
+        statusCode: def.response?.statusCode ?? 200,
+        headers: def.response?.headers,
+        body: def.response?.body,
+      });
+      return { type: 'MOCK', timeoutMs, invoke: () => response };
+    }
+    case 'LAMBDA': {
+      const loaded = deps.handlers.get(def.handler);
+      if (!loaded) throw new Error(`handler ${def.handler} was not loaded`);
+      const { fn, name } = loaded;
+      return {
+        type: 'LAMBDA',
+        timeoutMs,
+        invoke: (inv) => {
+          const ctx = new LambdaContext(name, inv.requestId, Date.now() + timeoutMs, deps.ops, deps.arnPrefix);
+          return invokeLambda(fn, inv.buildEvent(), ctx, timeoutMs).then(toIntegrationResponse);
+        },
+      };
+    }
+  }
+}

@@ -1,0 +1,118 @@
+import type { ClusterState, CommandOutcome, ConnectionRecord, NodeCommand } from '../cluster/cluster-state.ts';
+import { ClusterUnavailableError } from '../cluster/cluster-state.ts';
+import type { GatehouseOps } from '../integrations/lambda.ts';
+import type { LocalOutcome, WsGateway } from '../websocket/ws-gateway.ts';
+
+export type Outcome = CommandOutcome | { status: 'unavailable' };
+
+/**
+ * The @connections operations, cluster-wide: the local node answers for its own connections
+ * at once; any other connection is looked up in the cluster registry and the command goes to
+ * the owning node, whose answer comes back to the caller (ok, gone, throttled, too_large).
+ * Used by the signed HTTP API and, unsigned, by in-process handlers (`context.gatehouse`).
+ */
+export class ConnectionOperations {
+  constructor(
+    private readonly gateway: WsGateway,
+    private readonly cluster: ClusterState,
+  ) {
+    cluster.onCommand((cmd) => this.applyLocal(cmd));
+  }
+
+  private applyLocal(cmd: NodeCommand): CommandOutcome {
+    const r = this.localOp(undefined, cmd);
+    return r.status === 'not_local' ? { status: 'gone' } : r;
+  }
+
+  private localOp(stage: string | undefined, cmd: NodeCommand): LocalOutcome {
+    switch (cmd.kind) {
+      case 'post':
+        return this.gateway.postLocal(stage, cmd.connectionId, cmd.data);
+      case 'delete':
+        return this.gateway.deleteLocal(stage, cmd.connectionId);
+      case 'describe':
+        return this.gateway.describeLocal(stage, cmd.connectionId);
+    }
+  }
+
+  private async run(stage: string, cmd: NodeCommand): Promise<Outcome> {
+    const local = this.localOp(stage, cmd);
+    if (local.status !== 'not_local') return local;
+    try {
+      const rec = await this.cluster.getConnection(cmd.connectionId);
+      if (!rec || rec.stage !== stage || rec.nodeId === this.cluster.nodeId) return { status: 'gone' };
+      return await this.cluster.sendToNode(rec.nodeId, cmd);
+    } catch (err) {
+      if (err instanceof ClusterUnavailableError) return { status: 'unavailable' };
+      throw err;
+    }
+  }
+
+  post(stage: string, connectionId: string, data: Uint8Array): Promise<Outcome> {
+    return this.run(stage, { kind: 'post', connectionId, data, binary: false });
+  }
+
+  delete(stage: string, connectionId: string): Promise<Outcome> {
+    return this.run(stage, { kind: 'delete', connectionId });
+  }
+
+  async describe(stage: string, connectionId: string): Promise<ConnectionRecord | Outcome> {
+    const r = await this.run(stage, { kind: 'describe', connectionId });
+    if (r.status === 'ok' && 'record' in r && r.record) return r.record;
+    return r.status === 'ok' ? { status: 'gone' } : r;
+  }
+
+  async list(stage: string): Promise<string[]> {
+    const ids = new Set<string>();
+    for (const s of this.gateway.sessions.values()) if (s.stage.name === stage && !s.closed) ids.add(s.connectionId);
+    for (const r of await this.cluster.listConnections(stage)) ids.add(r.connectionId);
+    return [...ids];
+  }
+
+  /** The in-process, unsigned twin of the AWS SDK client, bound to one stage. */
+  opsForStage(stage: string): GatehouseOps {
+    return {
+      postToConnection: async ({ ConnectionId, Data }) => {
+        const data = typeof Data === 'string' ? Buffer.from(Data) : Data;
+        throwUnlessOk(await this.post(stage, ConnectionId, data), ConnectionId);
+      },
+      getConnection: async ({ ConnectionId }) => {
+        const r = await this.describe(stage, ConnectionId);
+        if ('connectionId' in r) {
+          return { ConnectedAt: new Date(r.connectedAt), Identity: { SourceIp: r.sourceIp, UserAgent: r.userAgent }, LastActiveAt: new Date(r.lastActiveAt) };
+        }
+        throwUnlessOk(r, ConnectionId);
+        throw new OperationError('GoneException', 410, `connection ${ConnectionId} is gone`);
+      },
+      deleteConnection: async ({ ConnectionId }) => {
+        throwUnlessOk(await this.delete(stage, ConnectionId), ConnectionId);
+      },
+      listConnections: () => this.list(stage),
+    };
+  }
+}
+
+/** Errors thrown by `context.gatehouse` operations carry the AWS exception name and status, like the SDK's. */
+export class OperationError extends Error {
+  readonly $metadata: { httpStatusCode: number };
+  constructor(name: string, status: number, message: string) {
+    super(message);
+    this.name = name;
+    this.$metadata = { httpStatusCode: status };
+  }
+}
+
+function throwUnlessOk(r: Outcome, id: string): void {
+  switch (r.status) {
+    case 'ok':
+      return;
+    case 'gone':
+      throw new OperationError('GoneException', 410, `connection ${id} is gone`);
+    case 'throttled':
+      throw new OperationError('LimitExceededException', 429, 'the connection send buffer is full');
+    case 'too_large':
+      throw new OperationError('PayloadTooLargeException', 413, 'data exceeds the maximum message size');
+    case 'unavailable':
+      throw new OperationError('ServiceUnavailableException', 503, 'cluster state unavailable');
+  }
+}

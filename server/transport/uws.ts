@@ -1,0 +1,284 @@
+/**
+ * The only module that touches uWebSockets.js. It turns uWS callbacks into a small, safe surface:
+ * - upgrade requests are copied synchronously (uWS's HttpRequest dies at the first await), the
+ *   WebSocket handshake is validated (uWS accepts any Sec-WebSocket-Version), and the response
+ *   object tracks aborts so a late accept/reject after the client left is a no-op, not a crash;
+ * - HTTP requests are copied the same way, bodies are read with a hard size cap (413 while
+ *   reading, never buffered past the limit), every write is corked and guarded;
+ * - WebSocket sockets are opaque `Socket` handles; sends report backpressure instead of
+ *   buffering without bound.
+ */
+import uWS from 'uWebSockets.js';
+
+export type Socket<T> = { readonly __socket: unique symbol; getUserData(): T };
+
+export interface RawRequest {
+  method: string;
+  /** path as received (percent-encoding intact), no query */
+  url: string;
+  query: string;
+  /** lower-cased names, in arrival order; repeated headers appear repeatedly */
+  headers: Array<[string, string]>;
+  remoteAddress: string;
+}
+
+export interface UpgradeResponder {
+  readonly aborted: boolean;
+  onAbort(cb: () => void): void;
+  accept(userData: object, protocol: string, extraHeaders: Record<string, string>): boolean;
+  reject(status: number, body: string, headers?: Record<string, string>): void;
+}
+
+export interface HttpResponder {
+  readonly aborted: boolean;
+  onAbort(cb: () => void): void;
+  /** Read the whole body, failing with 'too_large' once more than maxBytes arrive (the socket is then closed). */
+  readBody(maxBytes: number): Promise<Buffer | 'too_large' | 'aborted'>;
+  send(status: number, headers: Array<[string, string]> | Record<string, string>, body?: string | Uint8Array): void;
+  /** Close the TCP connection (request smuggling, unreadable input). */
+  destroy(): void;
+}
+
+export interface TransportHandlers<T> {
+  upgrade(req: RawRequest, res: UpgradeResponder): void;
+  open(ws: Socket<T>): void;
+  message(ws: Socket<T>, data: ArrayBuffer, isBinary: boolean): void;
+  drain(ws: Socket<T>): void;
+  close(ws: Socket<T>, code: number, reason: string): void;
+  http(req: RawRequest, res: HttpResponder): void;
+}
+
+export interface TransportOptions {
+  /** Upper bound handed to uWS; the gateway enforces its own (lower) limits with proper close codes. */
+  maxPayloadLength: number;
+  maxBackpressure: number;
+}
+
+export const SEND_OK = 1;
+export const SEND_BACKPRESSURE = 0;
+export const SEND_DROPPED = 2;
+
+const STATUS_TEXT: Record<number, string> = {
+  200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 301: 'Moved Permanently', 302: 'Found', 304: 'Not Modified',
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
+  409: 'Conflict', 410: 'Gone', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 426: 'Upgrade Required',
+  429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 501: 'Not Implemented',
+  502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+};
+const statusLine = (s: number) => `${s} ${STATUS_TEXT[s] ?? 'Status'}`;
+
+function copyRequest(req: uWS.HttpRequest, res: uWS.HttpResponse): RawRequest {
+  const headers: Array<[string, string]> = [];
+  req.forEach((k, v) => headers.push([k, v]));
+  return {
+    method: req.getCaseSensitiveMethod(),
+    url: req.getUrl(),
+    query: req.getQuery() ?? '',
+    headers,
+    remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+  };
+}
+
+/** uWS exports LIBUS_LISTEN_EXCLUSIVE_PORT at runtime; its typings only declare the enum. */
+const EXCLUSIVE_PORT = 1;
+
+const KEY_RE = /^[A-Za-z0-9+/]{22}==$/;
+
+export class UwsTransport<T> {
+  private readonly app: uWS.TemplatedApp;
+  private listenSocket: uWS.us_listen_socket | undefined;
+
+  constructor(handlers: TransportHandlers<T>, opts: TransportOptions) {
+    this.app = uWS.App();
+    this.app.ws<T>('/*', {
+      maxPayloadLength: opts.maxPayloadLength,
+      maxBackpressure: opts.maxBackpressure,
+      closeOnBackpressureLimit: 0,
+      idleTimeout: 0, // idleness is measured by the gateway on data messages only, as AWS does
+      sendPingsAutomatically: false,
+      compression: uWS.DISABLED,
+      upgrade: (res, req, context) => {
+        const raw = copyRequest(req, res);
+        const key = req.getHeader('sec-websocket-key');
+        const version = req.getHeader('sec-websocket-version');
+        const extensions = req.getHeader('sec-websocket-extensions');
+        const responder = new UwsUpgradeResponder(res, key, extensions, context);
+        if (version !== '13') {
+          responder.reject(426, '{"message":"Upgrade Required: Sec-WebSocket-Version 13 only"}', { 'Sec-WebSocket-Version': '13' });
+          return;
+        }
+        if (!KEY_RE.test(key)) {
+          responder.reject(400, '{"message":"Bad Request: malformed Sec-WebSocket-Key"}');
+          return;
+        }
+        handlers.upgrade(raw, responder);
+      },
+      open: (ws) => handlers.open(ws as unknown as Socket<T>),
+      message: (ws, message, isBinary) => handlers.message(ws as unknown as Socket<T>, message, isBinary),
+      drain: (ws) => handlers.drain(ws as unknown as Socket<T>),
+      close: (ws, code, message) => handlers.close(ws as unknown as Socket<T>, code, Buffer.from(message).toString()),
+    });
+    this.app.any('/*', (res, req) => {
+      const raw = copyRequest(req, res);
+      handlers.http(raw, new UwsHttpResponder(res));
+    });
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      // Exclusive port: a stale second process must not silently take half the connections.
+      type ListenWithOptions = (h: string, p: number, o: number, cb: (s: uWS.us_listen_socket | false) => void) => void;
+      const listen = this.app.listen.bind(this.app) as unknown as ListenWithOptions;
+      listen(host, port, EXCLUSIVE_PORT, (socket) => {
+        if (!socket) {
+          reject(new Error(`cannot listen on ${host}:${port} (in use or not permitted)`));
+          return;
+        }
+        this.listenSocket = socket;
+        resolve(uWS.us_socket_local_port(socket));
+      });
+    });
+  }
+
+  /** Stop accepting new connections; open sockets stay. */
+  stopListening(): void {
+    if (this.listenSocket) {
+      uWS.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = undefined;
+    }
+  }
+
+  /** Force-close everything (sockets included). */
+  closeAll(): void {
+    this.stopListening();
+    this.app.close();
+  }
+
+  send(ws: Socket<T>, data: string | Uint8Array, binary: boolean): number {
+    return (ws as unknown as uWS.WebSocket<T>).send(data, binary, false);
+  }
+
+  cork(ws: Socket<T>, fn: () => void): void {
+    (ws as unknown as uWS.WebSocket<T>).cork(fn);
+  }
+
+  bufferedAmount(ws: Socket<T>): number {
+    return (ws as unknown as uWS.WebSocket<T>).getBufferedAmount();
+  }
+
+  end(ws: Socket<T>, code: number, reason: string): void {
+    (ws as unknown as uWS.WebSocket<T>).end(code, reason);
+  }
+
+  terminate(ws: Socket<T>): void {
+    (ws as unknown as uWS.WebSocket<T>).close();
+  }
+}
+
+class UwsUpgradeResponder implements UpgradeResponder {
+  aborted = false;
+  private done = false;
+  private abortCb: (() => void) | undefined;
+  constructor(
+    private readonly res: uWS.HttpResponse,
+    private readonly key: string,
+    private readonly extensions: string,
+    private readonly context: uWS.us_socket_context_t,
+  ) {
+    res.onAborted(() => {
+      this.aborted = true;
+      this.abortCb?.();
+    });
+  }
+  onAbort(cb: () => void): void {
+    this.abortCb = cb;
+  }
+  accept(userData: object, protocol: string, extraHeaders: Record<string, string>): boolean {
+    if (this.aborted || this.done) return false;
+    this.done = true;
+    this.res.cork(() => {
+      for (const [k, v] of Object.entries(extraHeaders)) this.res.writeHeader(k, v);
+      this.res.upgrade(userData, this.key, protocol, this.extensions, this.context);
+    });
+    return true;
+  }
+  reject(status: number, body: string, headers: Record<string, string> = {}): void {
+    if (this.aborted || this.done) return;
+    this.done = true;
+    this.res.cork(() => {
+      this.res.writeStatus(statusLine(status));
+      this.res.writeHeader('Content-Type', 'application/json');
+      for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
+      this.res.end(body, true);
+    });
+  }
+}
+
+class UwsHttpResponder implements HttpResponder {
+  aborted = false;
+  private done = false;
+  private abortCb: (() => void) | undefined;
+  constructor(private readonly res: uWS.HttpResponse) {
+    res.onAborted(() => {
+      this.aborted = true;
+      this.abortCb?.();
+    });
+  }
+  onAbort(cb: () => void): void {
+    this.abortCb = cb;
+  }
+  readBody(maxBytes: number): Promise<Buffer | 'too_large' | 'aborted'> {
+    return new Promise((resolve) => {
+      if (this.aborted) {
+        resolve('aborted');
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let finished = false;
+      const prevAbort = this.abortCb;
+      this.abortCb = () => {
+        prevAbort?.();
+        if (!finished) {
+          finished = true;
+          resolve('aborted');
+        }
+      };
+      this.res.onData((chunk, isLast) => {
+        if (finished) return;
+        size += chunk.byteLength;
+        if (size > maxBytes) {
+          finished = true;
+          resolve('too_large');
+          return;
+        }
+        // The ArrayBuffer is neutered after this callback: copy.
+        chunks.push(Buffer.from(new Uint8Array(chunk)));
+        if (isLast) {
+          finished = true;
+          resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+        }
+      });
+    });
+  }
+  send(status: number, headers: Array<[string, string]> | Record<string, string>, body?: string | Uint8Array): void {
+    if (this.aborted || this.done) return;
+    this.done = true;
+    const pairs = Array.isArray(headers) ? headers : Object.entries(headers);
+    this.res.cork(() => {
+      this.res.writeStatus(statusLine(status));
+      for (const [k, v] of pairs) {
+        const lk = k.toLowerCase();
+        if (lk === 'content-length' || lk === 'transfer-encoding' || lk === 'connection') continue;
+        this.res.writeHeader(k, v);
+      }
+      if (body === undefined || status === 204 || status === 304) this.res.endWithoutBody(0);
+      else this.res.end(body);
+    });
+  }
+  destroy(): void {
+    if (this.aborted) return;
+    this.done = true;
+    this.res.close();
+  }
+}

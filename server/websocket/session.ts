@@ -1,0 +1,29 @@
+import type { Socket } from '../transport/uws.ts';
+import type { StageRuntime } from './stage-runtime.ts';
+
+/**
+ * Per-connection state, kept deliberately small (idle memory per connection is a target).
+ * The same object is the uWS user data, so there is no second lookup per message.
+ */
+export class Session {
+  ws: Socket<Session> | undefined = undefined;
+  lastActiveAt: number;
+  /** Set when the gateway closes the connection, so $disconnect reports our code and reason. */
+  closeCode = 0;
+  closeReason = '';
+  closed = false;
+  /** The client has sent binary (msgpack) frames. */
+  binary = false;
+  constructor(
+    readonly connectionId: string,
+    readonly stage: StageRuntime,
+    readonly connectedAt: number,
+    readonly sourceIp: string,
+    readonly userAgent: string,
+    readonly domainName: string,
+    /** `requestContext.authorizer` for every event of this connection, when an authorizer ran. */
+    readonly authorizer: Record<string, unknown> | undefined,
+  ) {
+    this.lastActiveAt = connectedAt;
+  }
+}

@@ -1,0 +1,457 @@
+import { isUtf8 } from 'node:buffer';
+import { unpack } from 'msgpackr';
+import type { ClusterState, CommandOutcome, ConnectionRecord } from '../cluster/cluster-state.ts';
+import { nextId } from '../ids.ts';
+import { IntegrationTimeoutError } from '../integrations/deadlines.ts';
+import type { IntegrationResponse, Invocation } from '../integrations/integration.ts';
+import { CLOSE, type Limits } from '../limits.ts';
+import type { Logger } from '../log.ts';
+import type { GatewayMetrics } from '../metrics.ts';
+import type { RawRequest, Socket, UpgradeResponder } from '../transport/uws.ts';
+import { type ConnectInfo, connectEvent, disconnectEvent, messageEvent } from './events.ts';
+import { ERR, errorFrame, errorFrameMsgpack, toMsgpackReply } from './frames.ts';
+import { headerMaps, queryMaps } from './headers.ts';
+import { Session } from './session.ts';
+import type { StageRoute, StageRuntime } from './stage-runtime.ts';
+
+/** The socket operations the gateway needs; the uWS transport provides them. */
+export interface SocketOps {
+  send(ws: Socket<Session>, data: string | Uint8Array, binary: boolean): number;
+  end(ws: Socket<Session>, code: number, reason: string): void;
+  bufferedAmount(ws: Socket<Session>): number;
+}
+
+/** Result of the authorization step of `$connect` (filled by the authorizers issue). */
+export type ConnectAuthorization =
+  | { ok: true; authorizer?: Record<string, unknown> | undefined; protocol?: string | undefined }
+  | { ok: false; status: number; body: string; headers?: Record<string, string> };
+
+export type ConnectAuthorizer = (req: RawRequest, stage: StageRuntime, info: ConnectInfo) => Promise<ConnectAuthorization>;
+
+export type LocalOutcome = CommandOutcome | { status: 'not_local' };
+
+const SEND_DROPPED = 2;
+const decoder = new TextDecoder();
+
+class MessageInvocation implements Invocation {
+  constructor(
+    readonly session: Session,
+    readonly routeKey: string,
+    readonly requestId: string,
+    readonly body: string,
+    readonly now: number,
+  ) {}
+  buildEvent(): object {
+    return messageEvent(this.session, this.routeKey, this.requestId, this.body, this.now);
+  }
+}
+
+/**
+ * The WebSocket API: `$connect` while the upgrade is pending, route selection and integration
+ * per message, `$disconnect` after every close, idle/lifetime limits, slow-consumer policy and
+ * the node-local half of the @connections operations.
+ *
+ * Message pipeline (in order; each step can answer with an error frame and stop):
+ *   size limit (close 1009) → decode (JSON / msgpack) → route selection → [throttle] →
+ *   [validate] → integrate → route response (two-way routes only)
+ */
+export class WsGateway {
+  readonly sessions = new Map<string, Session>();
+  private readonly pendingDisconnects = new Set<Promise<void>>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private socket: SocketOps | undefined;
+  private draining = false;
+  authorizeConnect: ConnectAuthorizer | undefined;
+
+  constructor(
+    private readonly stages: ReadonlyMap<string, StageRuntime>,
+    private readonly cluster: ClusterState,
+    private readonly metrics: GatewayMetrics,
+    private readonly limits: Limits,
+    private readonly log: Logger,
+  ) {}
+
+  attach(socket: SocketOps): void {
+    this.socket = socket;
+    this.sweepTimer = setInterval(() => this.sweep(), 1000);
+    this.sweepTimer.unref();
+  }
+
+  stage(name: string): StageRuntime | undefined {
+    return this.stages.get(name);
+  }
+
+  // ---- $connect -------------------------------------------------------------------------
+
+  upgrade(req: RawRequest, res: UpgradeResponder): void {
+    const stageName = stageFromPath(req.url);
+    const stage = stageName === undefined ? undefined : this.stages.get(stageName);
+    if (!stage) {
+      res.reject(404, '{"message":"Not Found"}');
+      return;
+    }
+    if (this.draining) {
+      res.reject(503, '{"message":"Service Unavailable"}', { 'Retry-After': '1' });
+      return;
+    }
+    const now = Date.now();
+    let userAgent = '';
+    let host = '';
+    for (const [k, v] of req.headers) {
+      if (k === 'user-agent') userAgent = v;
+      else if (k === 'host') host = v;
+    }
+    const info: ConnectInfo = {
+      connectionId: nextId(),
+      connectedAt: now,
+      sourceIp: req.remoteAddress,
+      userAgent,
+      domainName: host || 'localhost',
+      headerMaps: headerMaps(withForwardedHeaders(req)),
+      query: queryMaps(req.query),
+      authorizer: undefined,
+    };
+    this.connect(req, res, stage, info).catch((err: unknown) => {
+      this.log.error({ err, connectionId: info.connectionId }, '$connect failed unexpectedly');
+      res.reject(500, '{"message": "Internal server error"}');
+    });
+  }
+
+  private async connect(req: RawRequest, res: UpgradeResponder, stage: StageRuntime, info: ConnectInfo): Promise<void> {
+    let protocol = '';
+    if (this.authorizeConnect) {
+      const auth = await this.authorizeConnect(req, stage, info);
+      if (!auth.ok) {
+        stage.unmatchedStats.ClientError++;
+        res.reject(auth.status, auth.body, auth.headers);
+        return;
+      }
+      info.authorizer = auth.authorizer;
+      protocol = auth.protocol ?? '';
+    }
+    const route = stage.connect;
+    const extra: Record<string, string> = {};
+    if (route?.integration) {
+      route.stats.ConnectCount++;
+      const requestId = nextId();
+      const started = Date.now();
+      let result: IntegrationResponse | undefined;
+      try {
+        result = await route.integration.invoke({ requestId, buildEvent: () => connectEvent(stage, info, requestId, started) });
+        if (route.integration.type !== 'MOCK') route.stats.IntegrationLatency.observe(Date.now() - started);
+      } catch (err) {
+        const timedOut = err instanceof IntegrationTimeoutError;
+        route.stats.ExecutionError++;
+        this.log.warn({ err, requestId, connectionId: info.connectionId, route: '$connect' }, timedOut ? '$connect integration timed out' : '$connect integration failed');
+        res.reject(timedOut ? 502 : 500, timedOut ? '{"message": "Endpoint request timed out"}' : '{"message": "Internal server error"}');
+        return;
+      }
+      const status = result?.statusCode ?? 200;
+      if (status < 200 || status > 299) {
+        route.stats.IntegrationError++;
+        res.reject(status, result?.body ?? '', result?.headers);
+        return;
+      }
+      for (const [k, v] of Object.entries(result?.headers ?? {})) {
+        const lk = k.toLowerCase();
+        if (lk === 'sec-websocket-protocol') protocol = v;
+        else if (!HOP_BY_HOP.has(lk)) extra[k] = v;
+      }
+    }
+    if (res.aborted) {
+      // The client left while $connect ran: the backend saw a CONNECT, so it gets its DISCONNECT.
+      this.fireDisconnect(this.newSession(stage, info), CLOSE.ABNORMAL, 'Client left before the connection was established');
+      return;
+    }
+    res.accept(this.newSession(stage, info), protocol, extra);
+  }
+
+  private newSession(stage: StageRuntime, info: ConnectInfo): Session {
+    return new Session(info.connectionId, stage, info.connectedAt, info.sourceIp, info.userAgent, internDomain(info.domainName), info.authorizer);
+  }
+
+  open(ws: Socket<Session>): void {
+    const s = ws.getUserData();
+    s.ws = ws;
+    if (this.draining) {
+      this.close(s, CLOSE.GOING_AWAY, 'Going away: server shutting down');
+      return;
+    }
+    this.sessions.set(s.connectionId, s);
+    this.metrics.connections++;
+    this.cluster.registerConnection(this.record(s)).catch((err: unknown) => {
+      this.log.warn({ err, connectionId: s.connectionId }, 'could not register connection in cluster state');
+    });
+  }
+
+  // ---- messages ---------------------------------------------------------------------------
+
+  message(ws: Socket<Session>, data: ArrayBuffer, isBinary: boolean): void {
+    const s = ws.getUserData();
+    const size = data.byteLength;
+    // uWS reassembles fragments before we see them, so the frame limit applies to the message.
+    if (size > this.limits.maxFrameBytes || size > this.limits.maxMessageBytes) {
+      this.close(s, CLOSE.TOO_BIG, 'Message too big');
+      return;
+    }
+    const now = Date.now();
+    s.lastActiveAt = now;
+    const stage = s.stage;
+    let body: string;
+    let parsed: unknown;
+    let isJson = false;
+    if (isBinary) {
+      s.binary = true;
+      try {
+        // Copy: the ArrayBuffer is neutered after this callback and msgpackr may keep views into it.
+        parsed = unpack(Buffer.from(new Uint8Array(data)));
+      } catch {
+        stage.unmatchedStats.ClientError++;
+        const requestId = nextId();
+        this.send(s, errorFrameMsgpack(ERR.INVALID_MSGPACK, s.connectionId, requestId), true);
+        return;
+      }
+      isJson = true;
+      body = JSON.stringify(parsed) ?? '';
+    } else {
+      body = decoder.decode(data);
+      if (stage.selection.usesBody) {
+        const c = body.charCodeAt(0);
+        if (c === 123 || c === 91 || c === 32 || c === 10 || c === 13 || c === 9) {
+          try {
+            parsed = JSON.parse(body);
+            isJson = true;
+          } catch {
+            isJson = false;
+          }
+        }
+      }
+    }
+    let route: StageRoute | undefined;
+    if (isJson || !stage.selection.usesBody) {
+      const key = stage.selection.evaluate(parsed);
+      if (key.charCodeAt(0) !== 36 /* $ */) route = stage.routes.get(key);
+    }
+    route ??= stage.default;
+    const requestId = nextId();
+    if (!route) {
+      stage.unmatchedStats.ClientError++;
+      this.sendError(s, ERR.FORBIDDEN, requestId);
+      return;
+    }
+    route.stats.MessageCount++;
+    const integration = route.integration;
+    if (!integration) return;
+    const inv = new MessageInvocation(s, route.routeKey, requestId, body, now);
+    let result: IntegrationResponse | undefined | Promise<IntegrationResponse | undefined>;
+    try {
+      result = integration.invoke(inv);
+    } catch (err) {
+      this.integrationFailed(s, route, requestId, err);
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (r) => {
+          route.stats.IntegrationLatency.observe(Date.now() - now);
+          this.reply(s, route, r);
+        },
+        (err: unknown) => this.integrationFailed(s, route, requestId, err),
+      );
+    } else {
+      this.reply(s, route, result);
+    }
+  }
+
+  private reply(s: Session, route: StageRoute, r: IntegrationResponse | undefined): void {
+    if (!route.twoWay || r?.body === undefined || s.closed) return;
+    route.stats.MessageCount++;
+    if (s.binary) this.send(s, toMsgpackReply(r.body), true);
+    else this.send(s, r.body, false);
+  }
+
+  private integrationFailed(s: Session, route: StageRoute, requestId: string, err: unknown): void {
+    const timedOut = err instanceof IntegrationTimeoutError;
+    route.stats.ExecutionError++;
+    route.stats.IntegrationError++;
+    this.log.warn({ err, requestId, connectionId: s.connectionId, route: route.routeKey }, timedOut ? 'integration timed out' : 'integration failed');
+    if (!s.closed) this.sendError(s, timedOut ? ERR.TIMEOUT : ERR.INTERNAL, requestId);
+  }
+
+  sendError(s: Session, message: string, requestId: string): void {
+    if (s.binary) this.send(s, errorFrameMsgpack(message, s.connectionId, requestId), true);
+    else this.send(s, errorFrame(message, s.connectionId, requestId), false);
+  }
+
+  /** Send with the slow-consumer policy: a send the buffer cannot take closes with 1013. */
+  private send(s: Session, data: string | Uint8Array, binary: boolean): void {
+    if (!s.ws || s.closed) return;
+    if (this.socket!.send(s.ws, data, binary) === SEND_DROPPED) {
+      this.close(s, CLOSE.TRY_AGAIN_LATER, 'Slow consumer: send buffer full');
+    }
+  }
+
+  drain(_ws: Socket<Session>): void {
+    // Backpressure drained; nothing queued in the gateway itself.
+  }
+
+  // ---- close / $disconnect ----------------------------------------------------------------
+
+  close(s: Session, code: number, reason: string): void {
+    if (s.closed || !s.ws || s.closeCode) return;
+    s.closeCode = code;
+    s.closeReason = reason;
+    this.socket!.end(s.ws, code, reason);
+  }
+
+  closed(ws: Socket<Session>, code: number, reason: string): void {
+    const s = ws.getUserData();
+    if (s.closed) return;
+    s.closed = true;
+    if (this.sessions.delete(s.connectionId)) {
+      this.metrics.connections--;
+      this.cluster.unregisterConnection(s.connectionId).catch((err: unknown) => {
+        this.log.warn({ err, connectionId: s.connectionId }, 'could not unregister connection');
+      });
+    }
+    let dcode = code;
+    let dreason = reason;
+    if (s.closeCode) {
+      dcode = s.closeCode;
+      dreason = s.closeReason;
+    } else if (code === CLOSE.ABNORMAL && reason === 'Received too big message') {
+      dcode = CLOSE.TOO_BIG;
+      dreason = 'Message too big';
+    } else if (code === CLOSE.NO_STATUS) {
+      dreason = 'Client-side close frame status not set';
+    }
+    this.fireDisconnect(s, dcode, dreason);
+  }
+
+  private fireDisconnect(s: Session, code: number, reason: string): void {
+    const route = s.stage.disconnect;
+    if (!route?.integration) return;
+    const requestId = nextId();
+    const now = Date.now();
+    const integration = route.integration;
+    const p = (async () => {
+      try {
+        await integration.invoke({ requestId, buildEvent: () => disconnectEvent(s, requestId, code, reason, now) });
+      } catch (err) {
+        route.stats.ExecutionError++;
+        this.log.warn({ err, requestId, connectionId: s.connectionId, route: '$disconnect' }, '$disconnect integration failed');
+      }
+    })();
+    this.pendingDisconnects.add(p);
+    void p.finally(() => this.pendingDisconnects.delete(p));
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    const idleMs = this.limits.idleTimeoutSeconds * 1000;
+    const lifeMs = this.limits.maxConnectionDurationSeconds * 1000;
+    for (const s of this.sessions.values()) {
+      if (now - s.connectedAt >= lifeMs) this.close(s, CLOSE.GOING_AWAY, 'Going away: maximum connection duration reached');
+      else if (now - s.lastActiveAt >= idleMs) this.close(s, CLOSE.GOING_AWAY, 'Going away: idle timeout');
+    }
+  }
+
+  // ---- node-local @connections operations -------------------------------------------------
+
+  private localSession(stage: string | undefined, connectionId: string): Session | undefined {
+    const s = this.sessions.get(connectionId);
+    if (!s || s.closed || (stage !== undefined && s.stage.name !== stage)) return undefined;
+    return s;
+  }
+
+  postLocal(stage: string | undefined, connectionId: string, data: Uint8Array): LocalOutcome {
+    const s = this.localSession(stage, connectionId);
+    if (!s) return this.sessions.has(connectionId) ? { status: 'gone' } : { status: 'not_local' };
+    if (data.byteLength > this.limits.maxPostBytes) return { status: 'too_large' };
+    if (this.socket!.bufferedAmount(s.ws!) + data.byteLength > this.limits.maxSendBufferBytes) return { status: 'throttled' };
+    const text = isUtf8(data);
+    const payload = text ? Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8') : data;
+    s.lastActiveAt = Date.now();
+    s.stage.callbackStats.MessageCount++;
+    if (this.socket!.send(s.ws!, payload, !text) === SEND_DROPPED) return { status: 'throttled' };
+    return { status: 'ok' };
+  }
+
+  deleteLocal(stage: string | undefined, connectionId: string): LocalOutcome {
+    const s = this.localSession(stage, connectionId);
+    if (!s) return this.sessions.has(connectionId) ? { status: 'gone' } : { status: 'not_local' };
+    this.close(s, CLOSE.NORMAL, 'Connection Closed Normally');
+    return { status: 'ok' };
+  }
+
+  describeLocal(stage: string | undefined, connectionId: string): LocalOutcome {
+    const s = this.localSession(stage, connectionId);
+    if (!s) return this.sessions.has(connectionId) ? { status: 'gone' } : { status: 'not_local' };
+    return { status: 'ok', record: this.record(s) };
+  }
+
+  record(s: Session): ConnectionRecord {
+    return {
+      connectionId: s.connectionId,
+      nodeId: this.cluster.nodeId,
+      stage: s.stage.name,
+      connectedAt: s.connectedAt,
+      lastActiveAt: s.lastActiveAt,
+      sourceIp: s.sourceIp,
+      userAgent: s.userAgent,
+      authorizer: s.authorizer,
+    };
+  }
+
+  // ---- shutdown ---------------------------------------------------------------------------
+
+  /** Stop accepting, close every client with 1001, and wait (bounded) for their $disconnect. */
+  async drainAll(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    for (const s of [...this.sessions.values()]) this.close(s, CLOSE.GOING_AWAY, 'Going away: server shutting down');
+    const deadline = Date.now() + timeoutMs;
+    while (this.pendingDisconnects.size > 0 && Date.now() < deadline) {
+      await Promise.race([Promise.allSettled([...this.pendingDisconnects]), new Promise((r) => setTimeout(r, Math.max(1, deadline - Date.now())).unref())]);
+    }
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+  }
+
+  /** Wait until every $disconnect fired so far has finished (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.pendingDisconnects.size > 0) await Promise.allSettled([...this.pendingDisconnects]);
+  }
+}
+
+const HOP_BY_HOP = new Set(['connection', 'upgrade', 'sec-websocket-accept', 'sec-websocket-extensions', 'content-length', 'transfer-encoding', 'keep-alive']);
+
+/** `/prod` or `/prod/` → `prod`; anything deeper is not a WebSocket endpoint. */
+function stageFromPath(url: string): string | undefined {
+  const trimmed = url.endsWith('/') ? url.slice(1, -1) : url.slice(1);
+  if (!trimmed || trimmed.includes('/')) return undefined;
+  return trimmed;
+}
+
+/** AWS adds X-Forwarded-For/Port/Proto to the CONNECT event's headers. */
+function withForwardedHeaders(req: RawRequest): Array<[string, string]> {
+  const out = req.headers.slice();
+  const has = (n: string) => out.some(([k]) => k === n);
+  const xff = out.findIndex(([k]) => k === 'x-forwarded-for');
+  if (xff >= 0) out[xff] = ['x-forwarded-for', `${out[xff]![1]}, ${req.remoteAddress}`];
+  else out.push(['x-forwarded-for', req.remoteAddress]);
+  if (!has('x-forwarded-proto')) out.push(['x-forwarded-proto', 'http']);
+  if (!has('x-forwarded-port')) {
+    const host = out.find(([k]) => k === 'host')?.[1] ?? '';
+    const m = /:(\d+)$/.exec(host);
+    out.push(['x-forwarded-port', m ? m[1]! : '80']);
+  }
+  return out;
+}
+
+const domains = new Map<string, string>();
+/** Most connections share a handful of Host values: keep one copy of each. */
+function internDomain(d: string): string {
+  const hit = domains.get(d);
+  if (hit !== undefined) return hit;
+  if (domains.size < 1000) domains.set(d, d);
+  return d;
+}
