@@ -139,6 +139,7 @@ export class Gateway {
     await this.ws.drainAll(timeoutMs);
     await this.cluster.close();
     this.transport.closeAll();
+    this.log.info({ nodeId: this.cluster.nodeId }, 'drained and stopped');
   }
 
   /** Immediate stop (tests): closes every socket, waits for $disconnect handlers. */

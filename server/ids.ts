@@ -12,7 +12,7 @@ let counter = randomBytes(4).readUInt32BE(0) * 4096;
 export function nextId(): string {
   counter++;
   buf.writeUIntBE(counter % 0x1000000000000, 5, 6);
-  return buf.toString('base64url') + '=';
+  return `${buf.toString('base64url')}=`;
 }
 
 /** RFC 4122 v4 UUID for REST request ids and management responses. */

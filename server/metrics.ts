@@ -82,7 +82,7 @@ export class GatewayMetrics {
       help: 'Open WebSocket connections on this node',
       type: 'gauge',
       get: async () => ({ name: 'ConnectionCount', help: 'Open WebSocket connections on this node', type: 'gauge', values: [{ value: this.connections, labels: {} }], aggregator: 'sum' }),
-      reset: () => {},
+      reset: () => undefined,
     } as never);
   }
 
@@ -111,7 +111,7 @@ export class GatewayMetrics {
         aggregator: 'sum',
         values: this.stats.filter((s) => s[name] > 0).map((s): MetricValue => ({ value: s[name], labels: { apiId: s.apiId, stage: s.stage, route: s.route } })),
       }),
-      reset: () => {},
+      reset: () => undefined,
     };
   }
 
@@ -137,7 +137,7 @@ export class GatewayMetrics {
         }
         return { name, help, type: 'histogram', aggregator: 'sum', values };
       },
-      reset: () => {},
+      reset: () => undefined,
     };
   }
 

@@ -61,7 +61,10 @@ function describeAjvError(e: ErrorObject): { path: string[]; message: string } {
     case 'enum':
       return { path: p, message: `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` };
     case 'propertyNames':
-      return { path: p, message: `invalid name "${(e.params as { propertyName: string }).propertyName}"` };
+    {
+      const name = (e.params as { propertyName: string }).propertyName;
+      return { path: [...p, name], message: `invalid name "${name}"` };
+    }
     case 'discriminator':
       return { path: [...p, 'type'], message: `unknown integration type (use LAMBDA or MOCK${extraTypesHint})` };
     default:
@@ -121,6 +124,8 @@ export async function loadApiDefinition(file: string): Promise<LoadedApi> {
     const seen = new Set<string>();
     for (const e of validateSchema.errors ?? []) {
       if (e.keyword === 'if' || e.keyword === 'oneOf') continue;
+      // A bad property name is reported once, by the propertyNames error itself.
+      if (e.schemaPath.includes('/propertyNames/')) continue;
       const d = describeAjvError(e);
       const key = `${d.path.join('.')}|${d.message}`;
       if (seen.has(key)) continue;

@@ -33,7 +33,9 @@ export class MemoryClusterState implements ClusterState {
     this.maxCacheEntries = opts.maxCacheEntries ?? 100_000;
   }
 
-  async start(): Promise<void> {}
+  async start(): Promise<void> {
+    // nothing to connect to
+  }
 
   isReady(): boolean {
     return true;

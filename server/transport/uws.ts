@@ -69,7 +69,9 @@ const statusLine = (s: number) => `${s} ${STATUS_TEXT[s] ?? 'Status'}`;
 
 function copyRequest(req: uWS.HttpRequest, res: uWS.HttpResponse): RawRequest {
   const headers: Array<[string, string]> = [];
-  req.forEach((k, v) => headers.push([k, v]));
+  req.forEach((k, v) => {
+    headers.push([k, v]);
+  });
   return {
     method: req.getCaseSensitiveMethod(),
     url: req.getUrl(),
@@ -120,6 +122,11 @@ export class UwsTransport<T> {
     });
     this.app.any('/*', (res, req) => {
       const raw = copyRequest(req, res);
+      if (req.getHeader('upgrade').toLowerCase() === 'websocket') {
+        // uWS only hands well-formed handshakes to the ws route; anything else lands here.
+        new UwsHttpResponder(res).send(400, { 'Content-Type': 'application/json' }, '{"message":"Bad Request: malformed WebSocket handshake"}');
+        return;
+      }
       handlers.http(raw, new UwsHttpResponder(res));
     });
   }
@@ -197,6 +204,8 @@ class UwsUpgradeResponder implements UpgradeResponder {
     if (this.aborted || this.done) return false;
     this.done = true;
     this.res.cork(() => {
+      // The status must be written before any header, or uWS writes "200 OK" for us.
+      this.res.writeStatus('101 Switching Protocols');
       for (const [k, v] of Object.entries(extraHeaders)) this.res.writeHeader(k, v);
       this.res.upgrade(userData, this.key, protocol, this.extensions, this.context);
     });

@@ -368,7 +368,9 @@ export class WsGateway {
     const s = this.localSession(stage, connectionId);
     if (!s) return this.sessions.has(connectionId) ? { status: 'gone' } : { status: 'not_local' };
     if (data.byteLength > this.limits.maxPostBytes) return { status: 'too_large' };
-    if (this.socket!.bufferedAmount(s.ws!) + data.byteLength > this.limits.maxSendBufferBytes) return { status: 'throttled' };
+    // Refuse (429) rather than queue past the send-buffer bound; an empty buffer takes any message.
+    const buffered = this.socket!.bufferedAmount(s.ws!);
+    if (buffered > 0 && buffered + data.byteLength > this.limits.maxSendBufferBytes) return { status: 'throttled' };
     const text = isUtf8(data);
     const payload = text ? Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8') : data;
     s.lastActiveAt = Date.now();
