@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { loadApiDefinition, type LoadedApi } from './api/load.ts';
+import { compileAuthorizers } from './auth/authorizers.ts';
 import type { ClusterState } from './cluster/cluster-state.ts';
 import { MemoryClusterState } from './cluster/memory-cluster-state.ts';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
@@ -11,6 +12,7 @@ import { parseManagementKeys } from './management/sigv4.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { type HttpResponder, type RawRequest, UwsTransport } from './transport/uws.ts';
 import type { Session } from './websocket/session.ts';
+import { connectAuthorizer } from './websocket/connect-auth.ts';
 import { compileStages } from './websocket/stage-runtime.ts';
 import { WsGateway } from './websocket/ws-gateway.ts';
 
@@ -88,6 +90,17 @@ export class Gateway {
     const ws = new WsGateway(stages, cluster, metrics, limits, log);
     const ops = new ConnectionOperations(ws, cluster);
     opsRef = ops;
+    const arnBase = `arn:aws:execute-api:${region}:${accountId}:${apiId}`;
+    const authorizers = compileAuthorizers(def.authorizers, {
+      handlers: api.handlers,
+      cluster,
+      timeoutMs: limits.authorizerTimeoutMillis,
+      ops: ops.opsForStage(Object.keys(def.stages)[0]!),
+      arnPrefix: `arn:aws:lambda:${region}:${accountId}:function:`,
+      log,
+      apiId,
+    });
+    if (authorizers.size > 0) ws.authorizeConnect = connectAuthorizer(authorizers, arnBase);
 
     const management = resolveManagementAuth(def, opts);
     const connectionsApi = new ConnectionsApi(ops, management, new Set(stages.keys()), limits.maxPostBytes, log);

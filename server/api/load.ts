@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
+import { parseIdentitySource } from '../auth/identity-source.ts';
 import { type LoadedHandler, loadHandler } from '../integrations/lambda.ts';
 import { SelectionExpressionError, compileSelectionExpression } from '../websocket/selection-expression.ts';
 import { apiDefinitionSchema } from './schema.ts';
@@ -66,7 +67,7 @@ function describeAjvError(e: ErrorObject): { path: string[]; message: string } {
       return { path: [...p, name], message: `invalid name "${name}"` };
     }
     case 'discriminator':
-      return { path: [...p, 'type'], message: `unknown integration type (use LAMBDA or MOCK${extraTypesHint})` };
+      return { path: [...p, 'type'], message: p.includes('authorizers') ? 'unknown authorizer type (use REQUEST, TOKEN or JWT)' : `unknown integration type (use LAMBDA or MOCK${extraTypesHint})` };
     default:
       return { path: p, message: e.message ?? 'is invalid' };
   }
@@ -154,6 +155,30 @@ export async function loadApiDefinition(file: string): Promise<LoadedApi> {
       if (route.routeResponse && (key === '$connect' || key === '$disconnect')) add(['websocket', 'routes', key, 'routeResponse'], `${key} cannot have a route response`);
     }
   }
+  for (const [name, a] of Object.entries(def.authorizers ?? {})) {
+    const sources = a.identitySource === undefined ? [] : Array.isArray(a.identitySource) ? a.identitySource : [a.identitySource];
+    sources.forEach((src, i) => {
+      try {
+        parseIdentitySource(src);
+      } catch (err) {
+        add(['authorizers', name, 'identitySource', ...(Array.isArray(a.identitySource) ? [String(i)] : [])], (err as Error).message);
+      }
+    });
+    if (a.identityValidationExpression) {
+      try {
+        new RegExp(a.identityValidationExpression);
+      } catch (err) {
+        add(['authorizers', name, 'identityValidationExpression'], `invalid regular expression: ${(err as Error).message}`);
+      }
+    }
+  }
+  for (const [key, route] of Object.entries(def.websocket?.routes ?? {})) {
+    if (!route.authorizer) continue;
+    const a = def.authorizers?.[route.authorizer];
+    if (!a) add(['websocket', 'routes', key, 'authorizer'], `unknown authorizer "${route.authorizer}" (define it under "authorizers")`);
+    else if (key !== '$connect') add(['websocket', 'routes', key, 'authorizer'], 'on a WebSocket API, authorizers guard $connect only (they protect the whole connection)');
+    else if (a.type === 'TOKEN') add(['websocket', 'routes', key, 'authorizer'], 'TOKEN authorizers are for REST routes; use REQUEST on $connect');
+  }
   const limits = def.limits;
   if (limits?.maxFrameBytes && limits.maxMessageBytes && limits.maxFrameBytes > limits.maxMessageBytes) {
     add(['limits', 'maxFrameBytes'], 'cannot exceed maxMessageBytes');
@@ -164,6 +189,9 @@ export async function loadApiDefinition(file: string): Promise<LoadedApi> {
   const integrations: Array<{ at: string[]; integration: IntegrationDef }> = [];
   for (const [key, route] of Object.entries(def.websocket?.routes ?? {})) {
     if (route.integration) integrations.push({ at: ['websocket', 'routes', key, 'integration'], integration: route.integration });
+  }
+  for (const [name, a] of Object.entries(def.authorizers ?? {})) {
+    if (a.handler) integrations.push({ at: ['authorizers', name], integration: { type: 'LAMBDA', handler: a.handler } });
   }
   for (const { at, integration } of integrations) {
     if (integration.type !== 'LAMBDA' || handlers.has(integration.handler)) continue;

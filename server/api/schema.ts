@@ -45,6 +45,54 @@ const mockIntegration = {
   },
 } as const;
 
+const ttl = { type: 'integer', minimum: 0, maximum: 3600 } as const;
+const identitySource = { oneOf: [{ type: 'string', minLength: 1 }, { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } }] } as const;
+
+export const authorizerSchema = {
+  type: 'object',
+  required: ['type'],
+  discriminator: { propertyName: 'type' },
+  oneOf: [
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'handler', 'identitySource'],
+      properties: {
+        type: { const: 'REQUEST' },
+        handler: lambdaIntegration.properties.handler,
+        identitySource,
+        resultTtlInSeconds: ttl,
+        enableSimpleResponses: { type: 'boolean' },
+      },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'handler'],
+      properties: {
+        type: { const: 'TOKEN' },
+        handler: lambdaIntegration.properties.handler,
+        identitySource: { type: 'string', minLength: 1 },
+        identityValidationExpression: { type: 'string', minLength: 1 },
+        resultTtlInSeconds: ttl,
+      },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'issuer', 'audience', 'jwksUri'],
+      properties: {
+        type: { const: 'JWT' },
+        issuer: { type: 'string', minLength: 1 },
+        audience: { type: 'array', minItems: 1, maxItems: 50, items: { type: 'string', minLength: 1 } },
+        jwksUri: { type: 'string', pattern: '^https?://' },
+        identitySource,
+        resultTtlInSeconds: ttl,
+      },
+    },
+  ],
+} as const;
+
 export const integrationSchema = {
   type: 'object',
   required: ['type'],
@@ -59,6 +107,7 @@ const wsRoute = {
     integration: { $ref: '#/definitions/integration' },
     routeResponse: { type: 'boolean', description: 'two-way route: the integration response is sent back to the client' },
     authorizer: { type: 'string' },
+    authorizationScopes: { type: 'array', maxItems: 10, items: { type: 'string', minLength: 1 } },
     apiKeyRequired: { type: 'boolean' },
     requestModel: { type: ['string', 'object'] },
     throttling: throttle,
@@ -131,6 +180,12 @@ export const apiDefinitionSchema = {
         authentication: { enum: ['AWS_IAM', 'NONE'], description: 'NONE disables signature checks (development only)' },
       },
     },
+    authorizers: {
+      type: 'object',
+      maxProperties: 10,
+      propertyNames: { pattern: '^[A-Za-z0-9_-]{1,128}$' },
+      additionalProperties: { $ref: '#/definitions/authorizer' },
+    },
     websocket: {
       type: 'object',
       additionalProperties: false,
@@ -147,5 +202,5 @@ export const apiDefinitionSchema = {
       },
     },
   },
-  definitions: { integration: integrationSchema },
+  definitions: { integration: integrationSchema, authorizer: authorizerSchema },
 } as const;

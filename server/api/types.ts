@@ -23,6 +23,7 @@ export interface WsRouteDef {
   integration?: IntegrationDef;
   routeResponse?: boolean;
   authorizer?: string;
+  authorizationScopes?: string[];
   apiKeyRequired?: boolean;
   requestModel?: string | Record<string, unknown>;
   throttling?: ThrottleSettings;
@@ -47,6 +48,7 @@ export interface ApiDefinition {
     bearerToken?: string;
     authentication?: 'AWS_IAM' | 'NONE';
   };
+  authorizers?: Record<string, import('../auth/authorizers.ts').AuthorizerDef>;
   websocket?: {
     routeSelectionExpression: string;
     description?: string;

@@ -59,8 +59,12 @@ export interface ConnectInfo {
   authorizer: Record<string, unknown> | undefined;
 }
 
+export function connectRequestContext(stage: StageRuntime, info: ConnectInfo, requestId: string, now: number): Record<string, unknown> {
+  return { ...baseContext(stage, '$connect', 'CONNECT', requestId, now, info) };
+}
+
 export function connectEvent(stage: StageRuntime, info: ConnectInfo, requestId: string, now: number): object {
-  const requestContext: Record<string, unknown> = { ...baseContext(stage, '$connect', 'CONNECT', requestId, now, info) };
+  const requestContext = connectRequestContext(stage, info, requestId, now);
   if (info.authorizer) requestContext.authorizer = info.authorizer;
   const event: Record<string, unknown> = {
     headers: info.headerMaps.headers,

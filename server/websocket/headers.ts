@@ -1,3 +1,5 @@
+import { setOwn } from '../http/request.ts';
+
 /**
  * uWS hands header names lower-cased; AWS events carry them as the client sent them. Clients
  * send canonical casing for the well-known ones, so restore that (handlers read
@@ -37,10 +39,10 @@ export function headerMaps(pairs: ReadonlyArray<[string, string]>): HeaderMaps {
   const multiValueHeaders: Record<string, string[]> = {};
   for (const [k, v] of pairs) {
     const name = canonicalHeaderName(k);
-    headers[name] = v;
-    const list = multiValueHeaders[name];
+    setOwn(headers, name, v);
+    const list = Object.hasOwn(multiValueHeaders, name) ? multiValueHeaders[name] : undefined;
     if (list) list.push(v);
-    else multiValueHeaders[name] = [v];
+    else setOwn(multiValueHeaders, name, [v]);
   }
   return { headers, multiValueHeaders };
 }
@@ -60,10 +62,10 @@ export function queryMaps(query: string): QueryMaps | undefined {
     const eq = part.indexOf('=');
     const k = safeDecode(eq < 0 ? part : part.slice(0, eq));
     const v = eq < 0 ? '' : safeDecode(part.slice(eq + 1));
-    queryStringParameters[k] = v;
-    const list = multiValueQueryStringParameters[k];
+    setOwn(queryStringParameters, k, v);
+    const list = Object.hasOwn(multiValueQueryStringParameters, k) ? multiValueQueryStringParameters[k] : undefined;
     if (list) list.push(v);
-    else multiValueQueryStringParameters[k] = [v];
+    else setOwn(multiValueQueryStringParameters, k, [v]);
   }
   return { queryStringParameters, multiValueQueryStringParameters };
 }

@@ -128,6 +128,7 @@ export class WsGateway {
       }
       info.authorizer = auth.authorizer;
       protocol = auth.protocol ?? '';
+      if (res.aborted) return;
     }
     const route = stage.connect;
     const extra: Record<string, string> = {};

@@ -116,12 +116,14 @@ describe('gatehouse serve', () => {
       p.on('exit', () => reject(new Error(`exited early: ${out}`)));
     });
     expect(out).toMatch(/AWS_ACCESS_KEY_ID=AKIADEV\w+ AWS_SECRET_ACCESS_KEY=\S+/);
-    const alice = await connect(`${url}?name=alice`);
-    const bob = await connect(`${url}?name=bob`);
+    const alice = await connect(`${url}?token=gatehouse-demo&name=alice`);
+    const bob = await connect(`${url}?token=gatehouse-demo&name=bob`);
     alice.send({ action: 'sendmessage', message: 'hi' });
     expect(await bob.nextJson()).toEqual({ from: 'alice', message: 'hi', room: 'lobby' });
     bob.send({ action: 'whoami' });
-    expect(await bob.nextJson()).toMatchObject({ name: 'bob', stage: 'prod' });
+    expect(await bob.nextJson()).toMatchObject({ name: 'bob', stage: 'prod', role: 'member' });
+    await expect(connect(`${url}?name=eve`)).rejects.toMatchObject({ status: 401 });
+    await expect(connect(`${url}?token=wrong&name=eve`)).rejects.toMatchObject({ status: 401 });
     const exited = new Promise<number | null>((resolve) => p.on('exit', resolve));
     p.kill('SIGTERM');
     expect((await alice.closed).code).toBe(1001);

@@ -189,6 +189,13 @@ describe('$connect', () => {
     await c.close();
   });
 
+  it('handles query keys that are Object.prototype names', async () => {
+    const c = await connect(g.wsUrl('test', '?constructor=1&__proto__=2&toString=3'));
+    const ev = recorded().find((e) => e.requestContext.eventType === 'CONNECT')!;
+    expect(ev.queryStringParameters).toEqual({ constructor: '1', ['__proto__']: '2', toString: '3' });
+    await c.close();
+  });
+
   it('omits the query maps when the URL has no query', async () => {
     const c = await connect(g.wsUrl());
     const ev = recorded().find((e) => e.requestContext.eventType === 'CONNECT')!;
