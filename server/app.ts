@@ -165,7 +165,8 @@ async function createClusterState(redisUrl: string | undefined, nodeId: string, 
   if (!redisUrl) return new MemoryClusterState({ nodeId });
   const { RedisClusterState } = await import('./cluster/redis-cluster-state.ts');
   const keyPrefix = `gatehouse:${apiName}:`;
-  return new RedisClusterState({ url: redisUrl, keyPrefix, nodeId, logger: log });
+  // Several comma-separated seed URLs mean a sharded Redis Cluster.
+  return new RedisClusterState({ url: redisUrl, cluster: redisUrl.includes(','), keyPrefix, nodeId, logger: log });
 }
 
 function resolveManagementAuth(def: LoadedApi['definition'], opts: GatewayOptions): ManagementAuth & { generated: boolean } {

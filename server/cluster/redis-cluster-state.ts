@@ -1,0 +1,952 @@
+import { randomBytes } from 'node:crypto';
+import { Cluster, Redis } from 'ioredis';
+import type { ClusterNode, RedisOptions } from 'ioredis';
+import { Packr } from 'msgpackr';
+import { createLogger } from '../log.ts';
+import { ClusterUnavailableError } from './cluster-state.ts';
+import type {
+  ClusterState,
+  CommandHandler,
+  CommandOutcome,
+  ConnectionRecord,
+  NodeCommand,
+} from './cluster-state.ts';
+
+/**
+ * Redis-backed cluster state: many gateway nodes share one connection registry and reach each
+ * other over Redis pub/sub.
+ *
+ * Key layout (P = keyPrefix, R = `P{P}`: every registry key starts with P, so an ACL such as
+ * `~P*` covers it, and carries the hash tag `{P}`, so every registry key lives in ONE slot and
+ * each Lua script below is atomic in Redis Cluster too):
+ *   R nodes               set     node ids that may hold registrations (swept for dead nodes)
+ *   R hb:<nodeId>         string  heartbeat: this node's session id, PX nodeTtlMs
+ *   R conn:<connId>       hash    n=nodeId s=stage la=lastActiveAt r=record JSON
+ *   R nodeconns:<nodeId>  set     connection ids held by a node
+ *   R stage:<stage>       set     connection ids of a stage (listConnections)
+ *   P cache:<key>         string  cacheSet/cacheGet, JSON, PX ttl (no hash tag: spread over slots)
+ *   P inbox:<nodeId>      channel commands to a node and replies to its requests, msgpack
+ *
+ * Liveness: a node refreshes `hb:<nodeId>` every heartbeatIntervalMs while both of its Redis
+ * connections are up and its inbox is subscribed. A record whose node has no heartbeat key is
+ * treated as absent at once (getConnection/listConnections check it inside the same script), and
+ * every live node's sweep deletes such nodes' records in batches (the purge script re-checks the
+ * heartbeat atomically, so a node that comes back is never purged by a stale sweep).
+ *
+ * Commands: sendToNode publishes `{t:'c', i, f, s, c}` to the owner's inbox; the owner runs its
+ * handler one command at a time per connection (in arrival order; more than 1000 waiting behind a
+ * stuck handler are answered 'throttled') and publishes `{t:'r', i, s, o}` to the sender's inbox.
+ * Standalone PUBLISH / SPUBLISH report their receivers: 0 with no heartbeat key resolves 'gone'
+ * at once, 0 with a live heartbeat (inbox resubscribing) rejects ClusterUnavailableError. Classic
+ * pub/sub in a cluster cannot count receivers, so the heartbeat key is checked after publishing.
+ * No reply within commandTimeoutMs, or the Redis connection dropping meanwhile, rejects
+ * ClusterUnavailableError. Commands to this node's own id run the handler directly.
+ *
+ * Outages: commands fail fast while Redis is unreachable (ClusterUnavailableError) and nothing is
+ * buffered: the standalone clients run with the offline queue off, every call is gated on
+ * isReady(), and maxRetriesPerRequest 0 fails in-flight commands when a connection drops.
+ * registerConnection/unregisterConnection/touchConnections update a local copy of what this
+ * node holds and do not fail on an outage; when the heartbeat finds its key missing (Redis
+ * restarted, or this node was declared dead) or a write failed, the node re-registers its local
+ * copy and removes registrations it no longer holds. getConnection answers this node's own
+ * connections from the local copy. cacheGet/cacheSet degrade to miss/no-op.
+ */
+export interface RedisClusterStateOptions {
+  /** `redis://[user:pass@]host:port[/db]`, or with `cluster: true` a comma-separated list of seed nodes. */
+  url: string;
+  cluster?: boolean;
+  /** Required, non-empty: isolates deployments sharing a Redis. */
+  keyPrefix: string;
+  nodeId: string;
+  /** Default 5000. */
+  heartbeatIntervalMs?: number;
+  /** A node whose heartbeat is older than this is dead and its connections are purged. Default 15000. */
+  nodeTtlMs?: number;
+  /** A sendToNode without a reply by then rejects ClusterUnavailableError; also the per-command Redis timeout. Default 2000. */
+  commandTimeoutMs?: number;
+  /** start() waits this long for Redis before continuing without it (reconnects in the background). Default 10000. */
+  startTimeoutMs?: number;
+  /** Cluster only: SPUBLISH/SSUBSCRIBE. Default: detected at start (COMMAND INFO SPUBLISH). Must match on every node. */
+  shardedPubSub?: boolean;
+  now?: () => number;
+  logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+}
+
+type Client = Redis | Cluster;
+type Logger = NonNullable<RedisClusterStateOptions['logger']>;
+
+const BATCH = 500; // records/ids per script call
+const RECONNECT_MAX_DELAY_MS = 2000;
+const WARN_EVERY_MS = 5000;
+/** Commands waiting behind a still-running handler for one connection; more are answered 'throttled'. */
+const MAX_QUEUED_PER_CONNECTION = 1000;
+
+/** Every registry script gets KEYS[1] = R..'nodes' (routes it to the registry slot) and ARGV[1] = R. */
+const SCRIPTS = {
+  // ARGV: R, nodeId, session, ttlMs -> the session the key held before (nil if it had expired)
+  ghHeartbeat: `
+local hb = ARGV[1] .. 'hb:' .. ARGV[2]
+local prev = redis.call('GET', hb)
+redis.call('SET', hb, ARGV[3], 'PX', ARGV[4])
+redis.call('SADD', KEYS[1], ARGV[2])
+return prev`,
+  // ARGV: R, then (id, nodeId, stage, lastActiveAt, json)*
+  ghRegister: `
+local R = ARGV[1]
+for i = 2, #ARGV, 5 do
+  local id, node, stage = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local key = R .. 'conn:' .. id
+  local old = redis.call('HMGET', key, 'n', 's')
+  if old[1] then
+    redis.call('SREM', R .. 'nodeconns:' .. old[1], id)
+    redis.call('SREM', R .. 'stage:' .. old[2], id)
+  end
+  redis.call('HSET', key, 'n', node, 's', stage, 'la', ARGV[i + 3], 'r', ARGV[i + 4])
+  redis.call('SADD', R .. 'nodeconns:' .. node, id)
+  redis.call('SADD', R .. 'stage:' .. stage, id)
+  redis.call('SADD', KEYS[1], node)
+end
+return 1`,
+  // ARGV: R, expectedNodeId ('' = any), ids... -> number removed
+  ghUnregister: `
+local R, expected, removed = ARGV[1], ARGV[2], 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local key = R .. 'conn:' .. id
+  local old = redis.call('HMGET', key, 'n', 's')
+  if old[1] and (expected == '' or expected == old[1]) then
+    redis.call('DEL', key)
+    redis.call('SREM', R .. 'nodeconns:' .. old[1], id)
+    redis.call('SREM', R .. 'stage:' .. old[2], id)
+    removed = removed + 1
+  end
+end
+return removed`,
+  // ARGV: R, id -> {json, lastActiveAt} or nil when absent or its node is dead
+  ghGet: `
+local v = redis.call('HMGET', ARGV[1] .. 'conn:' .. ARGV[2], 'n', 'la', 'r')
+if not v[1] then return false end
+if redis.call('EXISTS', ARGV[1] .. 'hb:' .. v[1]) == 0 then return false end
+return {v[3], v[2]}`,
+  // ARGV: R, stage -> flat {json, lastActiveAt}* of live nodes' records
+  ghList: `
+local R, stage = ARGV[1], ARGV[2]
+local alive, out = {}, {}
+for _, id in ipairs(redis.call('SMEMBERS', R .. 'stage:' .. stage)) do
+  local v = redis.call('HMGET', R .. 'conn:' .. id, 'n', 'la', 'r', 's')
+  if v[1] and v[4] == stage then
+    local ok = alive[v[1]]
+    if ok == nil then
+      ok = redis.call('EXISTS', R .. 'hb:' .. v[1]) == 1
+      alive[v[1]] = ok
+    end
+    if ok then
+      out[#out + 1] = v[3]
+      out[#out + 1] = v[2]
+    end
+  end
+end
+return out`,
+  // ARGV: R, then (id, lastActiveAt)*; only moves lastActiveAt forward, ignores unknown ids
+  ghTouch: `
+local R = ARGV[1]
+for i = 2, #ARGV, 2 do
+  local key = R .. 'conn:' .. ARGV[i]
+  local cur = redis.call('HGET', key, 'la')
+  if cur and tonumber(cur) < tonumber(ARGV[i + 1]) then redis.call('HSET', key, 'la', ARGV[i + 1]) end
+end
+return 1`,
+  // ARGV: R -> node ids in the nodes set without a heartbeat key
+  ghDeadNodes: `
+local out = {}
+for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. 'hb:' .. n) == 0 then out[#out + 1] = n end
+end
+return out`,
+  // ARGV: R, nodeId, limit, force ('1': own deregistration) -> {removed, left}, {-1, -1} if alive
+  ghPurge: `
+local R, node = ARGV[1], ARGV[2]
+local hb = R .. 'hb:' .. node
+if ARGV[4] ~= '1' and redis.call('EXISTS', hb) == 1 then return {-1, -1} end
+local set = R .. 'nodeconns:' .. node
+local removed = 0
+for _, id in ipairs(redis.call('SPOP', set, tonumber(ARGV[3]))) do
+  local key = R .. 'conn:' .. id
+  local v = redis.call('HMGET', key, 'n', 's')
+  if v[1] == node then
+    redis.call('DEL', key)
+    redis.call('SREM', R .. 'stage:' .. v[2], id)
+    removed = removed + 1
+  end
+end
+local left = redis.call('SCARD', set)
+if left == 0 then
+  redis.call('SREM', KEYS[1], node)
+  if ARGV[4] == '1' then redis.call('DEL', hb) end
+end
+return {removed, left}`,
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptFn = (...args: Array<string | number>) => Promise<unknown>;
+
+/** Bus messages (msgpack): a command to the owner, and its reply to the sender's inbox. */
+interface CommandMessage {
+  t: 'c';
+  i: number;
+  f: string;
+  s: string;
+  c: NodeCommand;
+}
+interface ReplyMessage {
+  t: 'r';
+  i: number;
+  s: string;
+  o?: CommandOutcome;
+  e?: string;
+}
+
+interface Pending {
+  resolve(o: CommandOutcome): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export class RedisClusterState implements ClusterState {
+  readonly kind = 'redis';
+  readonly nodeId: string;
+  private readonly opts: RedisClusterStateOptions;
+  private readonly heartbeatIntervalMs: number;
+  private readonly nodeTtlMs: number;
+  private readonly commandTimeoutMs: number;
+  private readonly startTimeoutMs: number;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private readonly reg: string;
+  private readonly cachePrefix: string;
+  private readonly inboxPrefix: string;
+  private readonly inbox: string;
+  /** Distinguishes this process from an earlier one with the same nodeId. */
+  private readonly session = randomBytes(8).toString('hex');
+  /** copyBuffers: a post's data must not alias the client's read buffer, the handler may keep it. */
+  private readonly packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, copyBuffers: true });
+  /** What this node registered: re-registered after an outage. */
+  private readonly local = new Map<string, ConnectionRecord>();
+  private readonly pending = new Map<number, Pending>();
+  /** Tail and length of the command chain per connection while a handler is still running (in-order delivery). */
+  private readonly chains = new Map<string, { tail: Promise<void>; depth: number }>();
+  private readonly lastWarn = new Map<string, number>();
+  private readyWaiters: Array<() => void> = [];
+  private main: Client | undefined;
+  private sub: Client | undefined;
+  private sharded = false;
+  private subscribed = false;
+  private subscribing = false;
+  private wasReady = false;
+  private resyncNeeded = false;
+  private ticking = false;
+  private tickAgain = false;
+  private closed = false;
+  private seq = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private handler: CommandHandler | undefined;
+
+  constructor(opts: RedisClusterStateOptions) {
+    if (!opts.keyPrefix) throw new Error('RedisClusterState: keyPrefix is required');
+    if (!opts.nodeId) throw new Error('RedisClusterState: nodeId is required');
+    if (!opts.cluster && opts.url.includes(',')) throw new Error('RedisClusterState: several URLs need cluster: true');
+    this.opts = opts;
+    this.nodeId = opts.nodeId;
+    this.heartbeatIntervalMs = opts.heartbeatIntervalMs ?? 5000;
+    this.nodeTtlMs = opts.nodeTtlMs ?? 15_000;
+    this.commandTimeoutMs = opts.commandTimeoutMs ?? 2000;
+    this.startTimeoutMs = opts.startTimeoutMs ?? 10_000;
+    if (this.nodeTtlMs <= this.heartbeatIntervalMs) {
+      throw new Error('RedisClusterState: nodeTtlMs must be greater than heartbeatIntervalMs');
+    }
+    this.now = opts.now ?? Date.now;
+    this.log = opts.logger ?? createLogger({ component: 'cluster', nodeId: opts.nodeId });
+    const p = opts.keyPrefix;
+    this.reg = `${p}{${p}}`;
+    this.cachePrefix = `${p}cache:`;
+    this.inboxPrefix = `${p}inbox:`;
+    this.inbox = this.inboxPrefix + opts.nodeId;
+  }
+
+  /**
+   * Connects both clients and sends the first heartbeat. If Redis cannot be reached within
+   * startTimeoutMs it resolves anyway: the node serves locally and keeps reconnecting.
+   */
+  async start(): Promise<void> {
+    if (this.main || this.closed) return;
+    const main = this.createClient();
+    this.main = main;
+    for (const [name, lua] of Object.entries(SCRIPTS)) main.defineCommand(name, { lua, numberOfKeys: 1 });
+    this.watch(main, 'main');
+    await main.connect().catch((err: unknown) => this.warn('connect', { err: errText(err) }, 'redis connect failed, retrying'));
+    if (this.opts.cluster) this.sharded = this.opts.shardedPubSub ?? (await this.detectShardedPubSub(main));
+    if (this.closed) return; // close() ran meanwhile and disconnected main
+    const sub = this.createSubscriber(main);
+    this.sub = sub;
+    this.watch(sub, 'sub');
+    const onMessage = (_channel: Buffer, message: Buffer) => this.onBusMessage(message);
+    sub.on(this.sharded ? 'smessageBuffer' : 'messageBuffer', onMessage);
+    await sub.connect().catch((err: unknown) => this.warn('connect-sub', { err: errText(err) }, 'redis subscriber connect failed, retrying'));
+    const ready = await this.waitReady(this.startTimeoutMs);
+    if (this.closed) return;
+    if (ready) await this.runTick();
+    else this.log.warn({ nodeId: this.nodeId }, 'cluster state not reachable at start; serving locally and retrying');
+    if (this.closed) return;
+    this.timer = setInterval(() => this.background(this.runTick(), 'heartbeat'), this.heartbeatIntervalMs);
+    this.timer.unref();
+  }
+
+  isReady(): boolean {
+    return !this.closed && this.subscribed && this.main?.status === 'ready' && this.sub?.status === 'ready';
+  }
+
+  /** After close() (the node is draining) registration calls are no-ops. */
+  async registerConnection(rec: ConnectionRecord): Promise<void> {
+    if (this.closed) return;
+    const copy = { ...rec };
+    this.local.set(rec.connectionId, copy);
+    if (!this.isReady()) {
+      this.resyncNeeded = true;
+      return;
+    }
+    try {
+      await this.script('ghRegister', registerArgs([copy]));
+    } catch (err) {
+      this.resyncNeeded = true;
+      this.warn('register', { err: errText(err) }, 'registering a connection failed; will re-register');
+    }
+  }
+
+  async unregisterConnection(connectionId: string): Promise<void> {
+    if (this.closed) return; // close() already deregistered everything this node held
+    const wasLocal = this.local.delete(connectionId);
+    if (!this.isReady()) {
+      if (wasLocal) {
+        this.resyncNeeded = true;
+        return;
+      }
+      throw new ClusterUnavailableError('cluster state unavailable: cannot unregister a remote connection');
+    }
+    try {
+      await this.script('ghUnregister', ['', connectionId]);
+    } catch (err) {
+      if (!wasLocal) throw this.unavailable(err);
+      this.resyncNeeded = true;
+      this.warn('unregister', { err: errText(err) }, 'unregistering a connection failed; will resync');
+    }
+  }
+
+  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
+    const own = this.local.get(connectionId);
+    if (own) return { ...own };
+    this.assertReady();
+    const reply = await this.call(() => this.script('ghGet', [connectionId]));
+    if (!Array.isArray(reply)) return undefined;
+    return this.decodeRecord(reply[0], reply[1]);
+  }
+
+  async listConnections(stage: string): Promise<ConnectionRecord[]> {
+    this.assertReady();
+    const reply = await this.call(() => this.script('ghList', [stage]));
+    const out: ConnectionRecord[] = [];
+    if (!Array.isArray(reply)) return out;
+    for (let i = 0; i + 1 < reply.length; i += 2) {
+      const rec = this.decodeRecord(reply[i], reply[i + 1]);
+      if (rec) out.push(rec);
+    }
+    return out;
+  }
+
+  async touchConnections(updates: ReadonlyArray<{ connectionId: string; lastActiveAt: number }>): Promise<void> {
+    if (this.closed) return;
+    const args: Array<string | number> = [];
+    for (const u of updates) {
+      const rec = this.local.get(u.connectionId);
+      if (rec && u.lastActiveAt > rec.lastActiveAt) rec.lastActiveAt = u.lastActiveAt;
+      args.push(u.connectionId, u.lastActiveAt);
+    }
+    if (!this.isReady() || args.length === 0) return; // the local copy carries lastActiveAt into a resync
+    const calls: Array<Promise<unknown>> = [];
+    for (let i = 0; i < args.length; i += 2 * BATCH) calls.push(this.script('ghTouch', args.slice(i, i + 2 * BATCH)));
+    const results = await Promise.allSettled(calls);
+    for (const r of results) {
+      if (r.status === 'rejected') this.warn('touch', { err: errText(r.reason) }, 'touchConnections failed');
+    }
+  }
+
+  async sendToNode(nodeId: string, cmd: NodeCommand): Promise<CommandOutcome> {
+    if (nodeId === this.nodeId) {
+      if (!this.handler) return { status: 'gone' };
+      return this.handler(cmd);
+    }
+    this.assertReady();
+    const id = ++this.seq;
+    const msg: CommandMessage = { t: 'c', i: id, f: this.nodeId, s: this.session, c: cmd };
+    const payload = this.packr.pack(msg);
+    return new Promise<CommandOutcome>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.settle(id, new ClusterUnavailableError(`no reply from node ${nodeId} within ${this.commandTimeoutMs} ms`));
+      }, this.commandTimeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      // Issued synchronously, so commands leave in call order on one connection (ordering contract).
+      this.background(this.publishCommand(id, nodeId, payload), 'publishing a command');
+    });
+  }
+
+  onCommand(handler: CommandHandler): void {
+    if (this.handler) throw new Error('onCommand: a handler is already installed');
+    this.handler = handler;
+  }
+
+  async cacheGet<T>(key: string): Promise<T | undefined> {
+    if (!this.isReady() || !this.main) return undefined;
+    let raw: string | null;
+    try {
+      raw = await this.main.get(this.cachePrefix + key);
+    } catch (err) {
+      this.warn('cache', { err: errText(err) }, 'cacheGet failed; treating as a miss');
+      return undefined;
+    }
+    if (raw === null) return undefined;
+    try {
+      return JSON.parse(raw) as T;
+    } catch (err) {
+      this.warn('cache-parse', { key, err: errText(err) }, 'cache entry is not JSON; treating as a miss');
+      return undefined;
+    }
+  }
+
+  async cacheSet(key: string, value: unknown, ttlMs: number): Promise<void> {
+    const ttl = Math.ceil(ttlMs);
+    if (ttl <= 0 || !this.isReady() || !this.main) return;
+    try {
+      await this.main.set(this.cachePrefix + key, JSON.stringify(value), 'PX', ttl);
+    } catch (err) {
+      this.warn('cache', { err: errText(err) }, 'cacheSet failed; entry not cached');
+    }
+  }
+
+  /** Unsubscribes, deregisters this node's connections and heartbeat, and quits both clients. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const ready = this.isReady();
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const id of [...this.pending.keys()]) this.settle(id, new ClusterUnavailableError('cluster state closed'));
+    for (const wake of this.readyWaiters.splice(0)) wake();
+    const { main, sub } = this;
+    if (ready && main && sub) {
+      try {
+        await (this.sharded ? sub.sunsubscribe(this.inbox) : sub.unsubscribe(this.inbox));
+        for (;;) {
+          const [, left] = toNumbers(await this.script('ghPurge', [this.nodeId, BATCH, '1']));
+          if (!left || left <= 0) break;
+        }
+      } catch (err) {
+        this.log.warn({ err: errText(err) }, 'deregistering on close failed; the heartbeat TTL will purge');
+      }
+    }
+    this.local.clear();
+    await Promise.all([sub && this.quitClient(sub), main && this.quitClient(main)]);
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  private async quitClient(client: Client): Promise<void> {
+    if (client.status === 'ready') {
+      try {
+        await client.quit();
+        return;
+      } catch (err) {
+        this.log.warn({ err: errText(err) }, 'redis QUIT failed; disconnecting');
+      }
+    }
+    client.disconnect();
+  }
+
+  /** Runs a background task whose failure is only logged. */
+  private background(p: Promise<unknown>, what: string): void {
+    p.catch((err: unknown) => this.log.warn({ err: errText(err) }, `${what} failed`));
+  }
+
+  private createClient(): Client {
+    const retryStrategy = (times: number) =>
+      Math.min(50 * 2 ** Math.min(times, 6), RECONNECT_MAX_DELAY_MS) + Math.floor(Math.random() * 100);
+    const common = {
+      lazyConnect: true,
+      commandTimeout: this.commandTimeoutMs,
+      connectTimeout: Math.max(this.commandTimeoutMs, 1000),
+      maxRetriesPerRequest: 0, // in-flight commands fail when the connection drops
+      autoResendUnfulfilledCommands: false,
+      autoResubscribe: false, // we resubscribe on 'ready' to know when the inbox is live
+      connectionName: `gatehouse:${this.nodeId}`,
+    } satisfies RedisOptions;
+    if (!this.opts.cluster) {
+      // Fail fast while disconnected, never buffer.
+      return new Redis(this.opts.url, { ...common, enableOfflineQueue: false, retryStrategy });
+    }
+    const { seeds, auth } = parseSeeds(this.opts.url);
+    const { lazyConnect, ...redisOptions } = common;
+    return new Cluster(seeds, {
+      lazyConnect,
+      // With the offline queue off, ioredis retries a command whose node connection is still
+      // connecting on a random node and follows the MOVED: commands overtake each other and the
+      // per-connection order is lost. Every call is gated on isReady() instead, so what can
+      // queue is bounded by the calls in flight when the cluster drops; commandTimeout and
+      // maxRetriesPerRequest 0 still bound each command once it reaches a node.
+      enableOfflineQueue: true,
+      clusterRetryStrategy: retryStrategy,
+      redisOptions: { ...redisOptions, ...auth },
+    });
+  }
+
+  private createSubscriber(main: Client): Client {
+    if (main instanceof Cluster) return main.duplicate([], { shardedSubscribers: this.sharded });
+    return main.duplicate({ connectionName: `gatehouse:${this.nodeId}:sub` });
+  }
+
+  private async detectShardedPubSub(main: Client): Promise<boolean> {
+    if (main.status !== 'ready') {
+      this.log.warn({}, 'redis unreachable at start; assuming sharded pub/sub (Redis >= 7)');
+      return true;
+    }
+    try {
+      const info = await main.call('COMMAND', 'INFO', 'SPUBLISH');
+      return Array.isArray(info) && info[0] !== null && info[0] !== undefined;
+    } catch (err) {
+      this.log.warn({ err: errText(err) }, 'could not detect sharded pub/sub; assuming SPUBLISH (Redis >= 7)');
+      return true;
+    }
+  }
+
+  private watch(client: Client, role: 'main' | 'sub'): void {
+    client.on('error', (err: unknown) => this.warn(`${role}-error`, { role, err: errText(err) }, 'redis connection error'));
+    client.on('node error', (err: unknown) => this.warn(`${role}-node-error`, { role, err: errText(err) }, 'redis cluster node error'));
+    client.on('ready', () => {
+      if (role === 'sub') this.ensureSubscribed();
+      this.updateReadiness();
+    });
+    for (const ev of ['close', 'end', 'reconnecting']) {
+      client.on(ev, () => {
+        if (role === 'sub') this.subscribed = false;
+        this.updateReadiness();
+      });
+    }
+  }
+
+  private ensureSubscribed(): void {
+    const sub = this.sub;
+    if (!sub || this.closed || this.subscribed || this.subscribing || sub.status !== 'ready') return;
+    this.subscribing = true;
+    const done = this.sharded ? sub.ssubscribe(this.inbox) : sub.subscribe(this.inbox);
+    void done
+      .then(() => {
+        if (this.sub === sub && sub.status === 'ready') this.subscribed = true;
+        this.updateReadiness();
+      })
+      .catch((err: unknown) => this.warn('subscribe', { err: errText(err) }, 'subscribing to the inbox failed; retrying'))
+      .finally(() => {
+        this.subscribing = false;
+      });
+  }
+
+  private updateReadiness(): void {
+    const ready = this.isReady();
+    if (ready === this.wasReady) return;
+    this.wasReady = ready;
+    if (ready) {
+      this.log.info({ nodeId: this.nodeId }, 'cluster state ready');
+      for (const wake of this.readyWaiters.splice(0)) wake();
+      if (this.timer) this.background(this.runTick(), 'heartbeat'); // after start(): heartbeat (and resync) at once
+    } else if (!this.closed) {
+      this.log.warn({ nodeId: this.nodeId }, 'cluster state unavailable; serving locally, reconnecting');
+      // Replies to requests in flight may be lost with the connection: fail them now rather
+      // than at their timeout.
+      for (const id of [...this.pending.keys()]) {
+        this.settle(id, new ClusterUnavailableError('connection to redis lost while waiting for a reply'));
+      }
+    }
+  }
+
+  private waitReady(timeoutMs: number): Promise<boolean> {
+    if (this.isReady()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(this.isReady()), timeoutMs);
+      this.readyWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(this.isReady());
+      });
+    });
+  }
+
+  /** Heartbeat, resync when needed, sweep dead nodes. Single-flight; never rejects. */
+  private async runTick(): Promise<void> {
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    this.ticking = true;
+    try {
+      do {
+        this.tickAgain = false;
+        await this.tick().catch((err: unknown) => this.warn('tick', { err: errText(err) }, 'heartbeat failed'));
+      } while (this.tickAgain && !this.closed);
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async tick(): Promise<void> {
+    if (this.closed) return;
+    this.ensureSubscribed();
+    if (!this.isReady()) return;
+    const prev = await this.script('ghHeartbeat', [this.nodeId, this.session, this.nodeTtlMs]);
+    if (typeof prev === 'string' && prev !== this.session) {
+      // A previous process with this nodeId (fine once), or two live processes sharing one
+      // nodeId (a misconfiguration: they keep taking the key from each other).
+      this.warn('hb-session', { nodeId: this.nodeId }, 'heartbeat key held by another process with this nodeId');
+    }
+    const lost = prev !== this.session;
+    if (lost || this.resyncNeeded) await this.resync(lost);
+    await this.sweep();
+  }
+
+  /** Makes the registry match the local copy: re-register everything held, drop what is not. */
+  private async resync(heartbeatWasMissing: boolean): Promise<void> {
+    this.resyncNeeded = false;
+    try {
+      const ids = [...this.local.keys()];
+      for (let i = 0; i < ids.length; i += BATCH) {
+        // Read the records when the batch is sent: a later unregister is sent after it.
+        const recs: ConnectionRecord[] = [];
+        for (const id of ids.slice(i, i + BATCH)) {
+          const rec = this.local.get(id);
+          if (rec) recs.push(rec);
+        }
+        if (recs.length > 0) await this.script('ghRegister', registerArgs(recs));
+      }
+      const main = this.requireMain();
+      const remote = await main.smembers(`${this.reg}nodeconns:${this.nodeId}`);
+      const stale = remote.filter((id) => !this.local.has(id));
+      for (let i = 0; i < stale.length; i += BATCH) {
+        await this.script('ghUnregister', [this.nodeId, ...stale.slice(i, i + BATCH)]);
+      }
+      if ((heartbeatWasMissing && ids.length > 0) || stale.length > 0) {
+        this.log.info({ nodeId: this.nodeId, registered: ids.length, removed: stale.length }, 'registrations resynced');
+      }
+    } catch (err) {
+      this.resyncNeeded = true;
+      throw err;
+    }
+  }
+
+  private async sweep(): Promise<void> {
+    const dead = await this.script('ghDeadNodes', []);
+    if (!Array.isArray(dead)) return;
+    for (const node of dead) {
+      if (typeof node !== 'string' || node === this.nodeId) continue;
+      let removed = 0;
+      for (;;) {
+        const [n, left] = toNumbers(await this.script('ghPurge', [node, BATCH, '0']));
+        if (n === undefined || n < 0) break;
+        removed += n;
+        if (!left) break;
+      }
+      if (removed > 0) this.log.info({ deadNode: node, removed }, 'purged connections of a dead node');
+    }
+  }
+
+  private async publishCommand(id: number, nodeId: string, payload: Buffer): Promise<void> {
+    const main = this.requireMain();
+    const channel = this.inboxPrefix + nodeId;
+    let receivers: number;
+    try {
+      receivers = Number(await this.publish(main, channel, payload));
+    } catch (err) {
+      this.settle(id, this.unavailable(err));
+      return;
+    }
+    // Classic PUBLISH in a cluster counts only the receivers on the node we sent it to.
+    const countIsReliable = !(main instanceof Cluster) || this.sharded;
+    if (countIsReliable && receivers > 0) return;
+    if (!this.pending.has(id)) return;
+    let alive: number;
+    try {
+      alive = await main.exists(`${this.reg}hb:${nodeId}`);
+    } catch (err) {
+      this.settle(id, this.unavailable(err));
+      return;
+    }
+    if (alive === 0) this.settle(id, { status: 'gone' });
+    else if (countIsReliable) this.settle(id, new ClusterUnavailableError(`node ${nodeId} is alive but not subscribed`));
+  }
+
+  /**
+   * SPUBLISH is routed by the channel's slot. A keyless PUBLISH would go to a random cluster
+   * node per call, and messages sent through different nodes overtake each other on the
+   * cluster bus, so classic pub/sub in a cluster always publishes a channel through the same
+   * master.
+   */
+  private publish(main: Client, channel: string, payload: Buffer): Promise<unknown> {
+    if (this.sharded) return main.spublish(channel, payload);
+    if (!(main instanceof Cluster)) return main.publish(channel, payload);
+    const masters = main
+      .nodes('master')
+      .map((node) => ({ node, key: `${node.options.host}:${node.options.port}` }))
+      .sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+    const pick = masters[fnv1a(channel) % Math.max(masters.length, 1)];
+    return pick ? pick.node.publish(channel, payload) : main.publish(channel, payload);
+  }
+
+  private settle(id: number, result: CommandOutcome | Error): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (result instanceof Error) p.reject(result);
+    else p.resolve(result);
+  }
+
+  private onBusMessage(message: Buffer): void {
+    let decoded: unknown;
+    try {
+      decoded = this.packr.unpack(message);
+    } catch (err) {
+      this.warn('decode', { err: errText(err) }, 'undecodable bus message dropped');
+      return;
+    }
+    if (!isObject(decoded) || typeof decoded.i !== 'number' || typeof decoded.s !== 'string') {
+      this.warn('decode', {}, 'malformed bus message dropped');
+      return;
+    }
+    if (decoded.t === 'r') {
+      if (decoded.s !== this.session) return; // reply to an earlier process with our nodeId
+      if (typeof decoded.e === 'string') {
+        this.settle(decoded.i, new ClusterUnavailableError(`remote node failed: ${decoded.e}`));
+        return;
+      }
+      const outcome = toOutcome(decoded.o);
+      this.settle(decoded.i, outcome ?? new ClusterUnavailableError('malformed reply from remote node'));
+      return;
+    }
+    const cmd = toNodeCommand(decoded.c);
+    if (decoded.t !== 'c' || typeof decoded.f !== 'string' || !cmd) {
+      this.warn('decode', {}, 'malformed bus command dropped');
+      return;
+    }
+    this.enqueue({ t: 'c', i: decoded.i, f: decoded.f, s: decoded.s, c: cmd });
+  }
+
+  /** Runs commands for one connection one after another, in arrival order. */
+  private enqueue(msg: CommandMessage): void {
+    const key = msg.c.connectionId;
+    const chain = this.chains.get(key);
+    if (chain && chain.depth > MAX_QUEUED_PER_CONNECTION) {
+      // The handler for this connection is stuck: refuse rather than queue without bound.
+      this.reply(msg, { status: 'throttled' });
+      return;
+    }
+    const next = chain ? chain.tail.then(() => this.execute(msg)) : this.execute(msg);
+    if (!next) return; // finished synchronously and nothing was queued
+    const entry = { tail: next, depth: (chain?.depth ?? 0) + 1 };
+    this.chains.set(key, entry);
+    next
+      .then(() => {
+        const current = this.chains.get(key);
+        if (current === entry) this.chains.delete(key);
+        else if (current) current.depth--;
+      })
+      .catch((err: unknown) => this.log.warn({ err: errText(err) }, 'command chain failed'));
+  }
+
+  /** Never throws; returns a promise only when the handler is asynchronous. */
+  private execute(msg: CommandMessage): Promise<void> | undefined {
+    const handler = this.handler;
+    if (!handler) {
+      this.reply(msg, { status: 'gone' });
+      return undefined;
+    }
+    let out: CommandOutcome | Promise<CommandOutcome>;
+    try {
+      out = handler(msg.c);
+    } catch (err) {
+      this.replyError(msg, err);
+      return undefined;
+    }
+    if (!(out instanceof Promise)) {
+      this.reply(msg, out);
+      return undefined;
+    }
+    return out.then(
+      (o) => this.reply(msg, o),
+      (err: unknown) => this.replyError(msg, err),
+    );
+  }
+
+  private replyError(msg: CommandMessage, err: unknown): void {
+    this.log.warn({ err: errText(err), kind: msg.c.kind }, 'command handler failed');
+    this.sendReply(msg, { t: 'r', i: msg.i, s: msg.s, e: 'handler failed' });
+  }
+
+  private reply(msg: CommandMessage, outcome: CommandOutcome): void {
+    this.sendReply(msg, { t: 'r', i: msg.i, s: msg.s, o: outcome });
+  }
+
+  private sendReply(msg: CommandMessage, reply: ReplyMessage): void {
+    const main = this.main;
+    if (!main || this.closed) return;
+    const channel = this.inboxPrefix + msg.f;
+    const payload = this.packr.pack(reply);
+    void this.publish(main, channel, payload).catch((err: unknown) =>
+      this.warn('reply', { err: errText(err) }, 'could not publish a reply; the sender will time out'),
+    );
+  }
+
+  /** A malformed registry entry reads as absent (and is logged). */
+  private decodeRecord(json: unknown, lastActiveAt: unknown): ConnectionRecord | undefined {
+    let rec: ConnectionRecord | undefined;
+    try {
+      rec = typeof json === 'string' ? toConnectionRecord(JSON.parse(json)) : undefined;
+    } catch (err) {
+      this.warn('record-parse', { err: errText(err) }, 'malformed connection record in the registry');
+      return undefined;
+    }
+    if (!rec) {
+      this.warn('record-shape', {}, 'malformed connection record in the registry');
+      return undefined;
+    }
+    const la = Number(lastActiveAt);
+    if (Number.isFinite(la) && la > rec.lastActiveAt) rec.lastActiveAt = la;
+    return rec;
+  }
+
+  private script(name: ScriptName, args: ReadonlyArray<string | number>): Promise<unknown> {
+    const main = this.requireMain();
+    const fn = (main as unknown as Record<ScriptName, ScriptFn>)[name];
+    return fn.call(main, `${this.reg}nodes`, this.reg, ...args);
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.unavailable(err);
+    }
+  }
+
+  private requireMain(): Client {
+    if (!this.main) throw new ClusterUnavailableError('cluster state not started');
+    return this.main;
+  }
+
+  private assertReady(): void {
+    if (this.closed) throw new ClusterUnavailableError('cluster state closed');
+    if (!this.isReady()) throw new ClusterUnavailableError('cluster state unavailable: redis not connected');
+  }
+
+  private unavailable(err: unknown): ClusterUnavailableError {
+    if (err instanceof ClusterUnavailableError) return err;
+    return new ClusterUnavailableError(`cluster state unavailable: ${errText(err)}`, { cause: err });
+  }
+
+  /** At most one warning per key every WARN_EVERY_MS: reconnect loops must not flood the log. */
+  private warn(key: string, obj: object, msg: string): void {
+    const t = this.now();
+    const last = this.lastWarn.get(key);
+    if (last !== undefined && t - last < WARN_EVERY_MS) return;
+    this.lastWarn.set(key, t);
+    this.log.warn({ nodeId: this.nodeId, ...obj }, msg);
+  }
+}
+
+function registerArgs(recs: ReadonlyArray<ConnectionRecord>): string[] {
+  const args: string[] = [];
+  for (const r of recs) args.push(r.connectionId, r.nodeId, r.stage, String(r.lastActiveAt), JSON.stringify(r));
+  return args;
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function toConnectionRecord(x: unknown): ConnectionRecord | undefined {
+  if (!isObject(x)) return undefined;
+  const { connectionId, nodeId, stage, connectedAt, lastActiveAt, sourceIp, userAgent, authorizer } = x;
+  if (typeof connectionId !== 'string' || typeof nodeId !== 'string' || typeof stage !== 'string') return undefined;
+  if (typeof connectedAt !== 'number' || typeof lastActiveAt !== 'number') return undefined;
+  if (typeof sourceIp !== 'string' || typeof userAgent !== 'string') return undefined;
+  const rec: ConnectionRecord = { connectionId, nodeId, stage, connectedAt, lastActiveAt, sourceIp, userAgent };
+  if (isObject(authorizer)) rec.authorizer = authorizer;
+  return rec;
+}
+
+function toNodeCommand(x: unknown): NodeCommand | undefined {
+  if (!isObject(x) || typeof x.connectionId !== 'string') return undefined;
+  const connectionId = x.connectionId;
+  switch (x.kind) {
+    case 'post':
+      if (!(x.data instanceof Uint8Array) || typeof x.binary !== 'boolean') return undefined;
+      return { kind: 'post', connectionId, data: x.data, binary: x.binary };
+    case 'delete':
+      return { kind: 'delete', connectionId };
+    case 'describe':
+      return { kind: 'describe', connectionId };
+    default:
+      return undefined;
+  }
+}
+
+function toOutcome(x: unknown): CommandOutcome | undefined {
+  if (!isObject(x)) return undefined;
+  switch (x.status) {
+    case 'ok': {
+      if (x.record === undefined || x.record === null) return { status: 'ok' };
+      const record = toConnectionRecord(x.record);
+      return record ? { status: 'ok', record } : undefined;
+    }
+    case 'gone':
+    case 'throttled':
+    case 'too_large':
+      return { status: x.status };
+    default:
+      return undefined;
+  }
+}
+
+function toNumbers(x: unknown): Array<number | undefined> {
+  return Array.isArray(x) ? x.map((v) => (typeof v === 'number' ? v : undefined)) : [];
+}
+
+function parseSeeds(url: string): { seeds: ClusterNode[]; auth: Pick<RedisOptions, 'username' | 'password' | 'tls'> } {
+  const seeds: ClusterNode[] = [];
+  const auth: Pick<RedisOptions, 'username' | 'password' | 'tls'> = {};
+  for (const part of url.split(',')) {
+    const s = part.trim();
+    if (!s) continue;
+    const u = new URL(s.includes('://') ? s : `redis://${s}`);
+    seeds.push({ host: u.hostname, port: u.port ? Number(u.port) : 6379 });
+    if (u.username && auth.username === undefined) auth.username = decodeURIComponent(u.username);
+    if (u.password && auth.password === undefined) auth.password = decodeURIComponent(u.password);
+    if (u.protocol === 'rediss:') auth.tls = {};
+  }
+  if (seeds.length === 0) throw new Error('RedisClusterState: no cluster seed nodes in url');
+  return { seeds, auth };
+}
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
