@@ -1,7 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { loadApiDefinition, type LoadedApi } from './api/load.ts';
+import { Cluster, Redis } from 'ioredis';
 import { compileAuthorizers } from './auth/authorizers.ts';
+import { compileCors } from './http/cors.ts';
+import { compileGatewayResponses } from './http/gateway-responses.ts';
+import { compileRestRoutes } from './http/rest-api.ts';
+import { type HttpRouteRuntime, RestGateway } from './http/rest-gateway.ts';
+import type { RouteTable } from './http/route-table.ts';
+import { restFactories, wsFactories } from './integrations/backend-integrations.ts';
+import { HttpBackend } from './integrations/http-backend.ts';
+import type { GatehouseOps } from './integrations/lambda.ts';
 import type { ClusterState } from './cluster/cluster-state.ts';
 import { MemoryClusterState } from './cluster/memory-cluster-state.ts';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
@@ -59,6 +68,7 @@ export class Gateway {
     readonly management: ManagementAuth & { generated: boolean },
     private readonly transport: UwsTransport<Session>,
     private readonly log: Logger,
+    private readonly closeResources: () => Promise<void>,
   ) {}
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
@@ -76,17 +86,31 @@ export class Gateway {
 
     const metrics = new GatewayMetrics();
     let opsRef: ConnectionOperations | undefined;
-    const stages = compileStages(def, apiId, metrics, (stage) => ({
-      handlers: api.handlers,
-      ops: {
-        postToConnection: (i) => opsRef!.opsForStage(stage).postToConnection(i),
-        getConnection: (i) => opsRef!.opsForStage(stage).getConnection(i),
-        deleteConnection: (i) => opsRef!.opsForStage(stage).deleteConnection(i),
-        listConnections: () => opsRef!.opsForStage(stage).listConnections(),
-      },
-      arnPrefix: `arn:aws:lambda:${region}:${accountId}:function:`,
-      defaultTimeoutMs: limits.integrationTimeoutMillis,
-    }));
+    let portRef = 0;
+    const opsFor = (stage: string): GatehouseOps => ({
+      postToConnection: (i) => opsRef!.opsForStage(stage).postToConnection(i),
+      getConnection: (i) => opsRef!.opsForStage(stage).getConnection(i),
+      deleteConnection: (i) => opsRef!.opsForStage(stage).deleteConnection(i),
+      listConnections: () => opsRef!.opsForStage(stage).listConnections(),
+    });
+    const arnPrefix = `arn:aws:lambda:${region}:${accountId}:function:`;
+    const backend = new HttpBackend();
+    const streamRedis = usesRedisStreams(def) ? createStreamRedis(opts.redisUrl, log) : undefined;
+    const backendDeps = { backend, redis: streamRedis, maxResponseBytes: limits.maxHttpBodyBytes, port: () => portRef };
+    let stages: ReturnType<typeof compileStages>;
+    try {
+      stages = compileStages(def, apiId, metrics, (stage) => ({
+        handlers: api.handlers,
+        ops: opsFor(stage),
+        arnPrefix,
+        defaultTimeoutMs: limits.integrationTimeoutMillis,
+        extra: wsFactories(backendDeps),
+      }));
+    } catch (err) {
+      await Promise.all([cluster.close(), backend.close()]);
+      streamRedis?.disconnect();
+      throw err;
+    }
     const ws = new WsGateway(stages, cluster, metrics, limits, log);
     const ops = new ConnectionOperations(ws, cluster);
     opsRef = ops;
@@ -96,17 +120,49 @@ export class Gateway {
       cluster,
       timeoutMs: limits.authorizerTimeoutMillis,
       ops: ops.opsForStage(Object.keys(def.stages)[0]!),
-      arnPrefix: `arn:aws:lambda:${region}:${accountId}:function:`,
+      arnPrefix,
       log,
       apiId,
     });
     if (authorizers.size > 0) ws.authorizeConnect = connectAuthorizer(authorizers, arnBase);
 
+    let rest: RestGateway | undefined;
+    if (def.http) {
+      const mode = def.http.mode ?? 'HTTP';
+      const restStages = new Map<string, { variables: Readonly<Record<string, string>> | undefined; routes: RouteTable<HttpRouteRuntime> }>();
+      for (const [name, s] of Object.entries(def.stages)) {
+        const routes = compileRestRoutes(api, authorizers, {
+          handlers: api.handlers,
+          ops: opsFor(name),
+          arnPrefix,
+          accountId,
+          apiId,
+          defaultTimeoutMs: limits.integrationTimeoutMillis,
+          mode,
+          binaryMediaTypes: def.http.binaryMediaTypes,
+          extra: restFactories(backendDeps),
+        });
+        restStages.set(name, { variables: s.variables && Object.keys(s.variables).length ? s.variables : undefined, routes });
+      }
+      rest = new RestGateway({
+        mode,
+        apiId,
+        accountId,
+        arnBase,
+        stages: restStages,
+        cors: def.http.cors ? compileCors(def.http.cors) : undefined,
+        responses: compileGatewayResponses(def.http.gatewayResponses),
+        metrics,
+        limits,
+        log,
+      });
+    }
+
     const management = resolveManagementAuth(def, opts);
     const connectionsApi = new ConnectionsApi(ops, management, new Set(stages.keys()), limits.maxPostBytes, log);
 
     const http = (req: RawRequest, res: HttpResponder) => {
-      routeHttp(req, res, { connectionsApi, metrics, cluster, log }).catch((err: unknown) => {
+      routeHttp(req, res, { connectionsApi, metrics, cluster, log, rest }).catch((err: unknown) => {
         log.error({ err, url: req.url }, 'unhandled error in HTTP handler');
         res.send(500, { 'Content-Type': 'application/json' }, '{"message":"Internal server error"}');
       });
@@ -133,16 +189,22 @@ export class Gateway {
     try {
       port = await transport.listen(host, opts.port ?? 8080);
     } catch (err) {
-      await cluster.close();
+      await Promise.all([cluster.close(), backend.close()]);
+      streamRedis?.disconnect();
       throw err;
     }
-    const gw = new Gateway(api, apiId, port, host, cluster, ws, ops, metrics, limits, management, transport, log);
+    portRef = port;
+    const gw = new Gateway(api, apiId, port, host, cluster, ws, ops, metrics, limits, management, transport, log, async () => {
+      await backend.close();
+      streamRedis?.disconnect();
+    });
     log.info({ port, nodeId, apiId, cluster: cluster.kind, stages: [...stages.keys()] }, 'gateway listening');
     return gw;
   }
 
   urls(): string[] {
     const h = this.host === '0.0.0.0' ? '127.0.0.1' : this.host;
+    if (!this.api.definition.websocket) return [];
     return Object.keys(this.api.definition.stages).map((s) => `ws://${h}:${this.port}/${s}`);
   }
 
@@ -152,6 +214,7 @@ export class Gateway {
     await this.ws.drainAll(timeoutMs);
     await this.cluster.close();
     this.transport.closeAll();
+    await this.closeResources();
     this.log.info({ nodeId: this.cluster.nodeId }, 'drained and stopped');
   }
 
@@ -165,8 +228,35 @@ async function createClusterState(redisUrl: string | undefined, nodeId: string, 
   if (!redisUrl) return new MemoryClusterState({ nodeId });
   const { RedisClusterState } = await import('./cluster/redis-cluster-state.ts');
   const keyPrefix = `gatehouse:${apiName}:`;
+  const timing = clusterTimingFromEnv(process.env);
   // Several comma-separated seed URLs mean a sharded Redis Cluster.
-  return new RedisClusterState({ url: redisUrl, cluster: redisUrl.includes(','), keyPrefix, nodeId, logger: log });
+  return new RedisClusterState({ url: redisUrl, cluster: redisUrl.includes(','), keyPrefix, nodeId, logger: log, ...timing });
+}
+
+const DEFAULT_HEARTBEAT_MS = 5000;
+const DEFAULT_NODE_TTL_MS = 15_000;
+
+/**
+ * GATEHOUSE_HEARTBEAT_MS (default 5000) and GATEHOUSE_NODE_TTL_MS (default 15000): how often a
+ * node refreshes its heartbeat, and how long after its last heartbeat a dead node's connections
+ * are purged. Positive integers, and the TTL must exceed the heartbeat interval.
+ */
+export function clusterTimingFromEnv(env: NodeJS.ProcessEnv): { heartbeatIntervalMs: number; nodeTtlMs: number } {
+  const read = (name: string, fallback: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n <= 0) {
+      throw new Error(`${name} must be a positive integer number of milliseconds, got "${raw}"`);
+    }
+    return n;
+  };
+  const heartbeatIntervalMs = read('GATEHOUSE_HEARTBEAT_MS', DEFAULT_HEARTBEAT_MS);
+  const nodeTtlMs = read('GATEHOUSE_NODE_TTL_MS', DEFAULT_NODE_TTL_MS);
+  if (nodeTtlMs <= heartbeatIntervalMs) {
+    throw new Error(`GATEHOUSE_NODE_TTL_MS (${nodeTtlMs}) must be greater than GATEHOUSE_HEARTBEAT_MS (${heartbeatIntervalMs})`);
+  }
+  return { heartbeatIntervalMs, nodeTtlMs };
 }
 
 function resolveManagementAuth(def: LoadedApi['definition'], opts: GatewayOptions): ManagementAuth & { generated: boolean } {
@@ -185,6 +275,7 @@ function resolveManagementAuth(def: LoadedApi['definition'], opts: GatewayOption
 }
 
 interface HttpDeps {
+  rest: RestGateway | undefined;
   connectionsApi: ConnectionsApi;
   metrics: GatewayMetrics;
   cluster: ClusterState;
@@ -214,5 +305,25 @@ async function routeHttp(req: RawRequest, res: HttpResponder, d: HttpDeps): Prom
       }
     }
   }
+  if (d.rest) {
+    await d.rest.handle(req, res);
+    return;
+  }
   res.send(404, { 'Content-Type': 'application/json', 'x-amzn-ErrorType': 'NotFoundException' }, '{"message":"Not Found"}');
+}
+
+function usesRedisStreams(def: LoadedApi['definition']): boolean {
+  const all = [...Object.values(def.websocket?.routes ?? {}).map((r) => r.integration), ...Object.values(def.http?.routes ?? {}).map((r) => r.integration)];
+  return all.some((i) => i?.type === 'REDIS_STREAM');
+}
+
+/** A dedicated client for REDIS_STREAM integrations: no offline queue, so an outage fails fast. */
+function createStreamRedis(url: string | undefined, log: Logger): Redis | Cluster {
+  if (!url) throw new Error('REDIS_STREAM integrations need Redis: start the gateway with --redis URL (or REDIS_URL)');
+  const common = { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1000, lazyConnect: false };
+  const client = url.includes(',')
+    ? new Cluster(url.split(',').map((u) => u.trim()), { redisOptions: common })
+    : new Redis(url, { ...common, retryStrategy: (n: number) => Math.min(2000, 50 * 2 ** Math.min(n, 6)) });
+  client.on('error', (err: Error) => log.warn({ err: err.message }, 'REDIS_STREAM connection error'));
+  return client;
 }

@@ -8,7 +8,8 @@ const USAGE = `Usage:
   gatehouse validate <api-file>
 
 Environment twins: PORT, HOST, REDIS_URL, NODE_ID, GATEHOUSE_MANAGEMENT_KEYS, GATEHOUSE_MANAGEMENT_TOKEN,
-GATEHOUSE_LOG_LEVEL.`;
+GATEHOUSE_LOG_LEVEL. With --redis: GATEHOUSE_HEARTBEAT_MS (default 5000) and GATEHOUSE_NODE_TTL_MS
+(default 15000; a dead node's connections are purged this long after its last heartbeat).`;
 
 export async function main(argv: string[]): Promise<number> {
   let parsed: ReturnType<typeof parse>;
@@ -32,7 +33,9 @@ export async function main(argv: string[]): Promise<number> {
     try {
       const api = await loadApiDefinition(file);
       const routes = Object.keys(api.definition.websocket?.routes ?? {}).length;
-      process.stdout.write(`${file}: OK (${Object.keys(api.definition.stages).length} stage(s), ${routes} WebSocket route(s))\n`);
+      const httpRoutes = Object.keys(api.definition.http?.routes ?? {}).length;
+      const extra = httpRoutes ? `, ${httpRoutes} HTTP route(s)` : '';
+      process.stdout.write(`${file}: OK (${Object.keys(api.definition.stages).length} stage(s), ${routes} WebSocket route(s)${extra})\n`);
       return 0;
     } catch (err) {
       if (err instanceof ApiDefinitionError) {
@@ -73,6 +76,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const lines = [`Gatehouse serving "${gw.api.definition.name}" (node ${gw.cluster.nodeId}, ${gw.cluster.kind} cluster state)`];
   for (const url of gw.urls()) lines.push(`  WebSocket  ${url}`);
+  if (gw.api.definition.http) {
+    for (const s of Object.keys(gw.api.definition.stages)) lines.push(`  HTTP       http://127.0.0.1:${gw.port}/${s}/`);
+  }
   lines.push(`  @connections  http://127.0.0.1:${gw.port}/{stage}/@connections/{connectionId}`);
   lines.push(`  metrics  http://127.0.0.1:${gw.port}/metrics   health  /healthz  /readyz`);
   if (gw.management.generated) {

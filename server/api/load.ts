@@ -3,6 +3,11 @@ import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
 import { parseIdentitySource } from '../auth/identity-source.ts';
+import { compileCors } from '../http/cors.ts';
+import { compileGatewayResponses } from '../http/gateway-responses.ts';
+import { compileRouteTable, routeKeyProblem } from '../http/route-table.ts';
+import { compileModel, parseRequiredParameter } from '../http/validation.ts';
+import { compileTemplate } from '../integrations/vtl.ts';
 import { type LoadedHandler, loadHandler } from '../integrations/lambda.ts';
 import { SelectionExpressionError, compileSelectionExpression } from '../websocket/selection-expression.ts';
 import { apiDefinitionSchema } from './schema.ts';
@@ -38,6 +43,8 @@ export interface LoadedApi {
   definition: ApiDefinition;
   /** handler spec (`file.export`) → imported function */
   handlers: Map<string, LoadedHandler>;
+  /** request models by `http:<routeKey>` / `ws:<routeKey>`, loaded from files or inline */
+  models: Map<string, object>;
 }
 
 const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, discriminator: true, allowUnionTypes: true });
@@ -67,12 +74,11 @@ function describeAjvError(e: ErrorObject): { path: string[]; message: string } {
       return { path: [...p, name], message: `invalid name "${name}"` };
     }
     case 'discriminator':
-      return { path: [...p, 'type'], message: p.includes('authorizers') ? 'unknown authorizer type (use REQUEST, TOKEN or JWT)' : `unknown integration type (use LAMBDA or MOCK${extraTypesHint})` };
+      return { path: [...p, 'type'], message: p.includes('authorizers') ? 'unknown authorizer type (use REQUEST, TOKEN or JWT)' : 'unknown integration type (use LAMBDA, MOCK, HTTP_PROXY, HTTP or REDIS_STREAM)' };
     default:
       return { path: p, message: e.message ?? 'is invalid' };
   }
 }
-const extraTypesHint = '';
 
 /**
  * Parse, schema-check and semantically check an API definition, and import every handler it
@@ -139,7 +145,7 @@ export async function loadApiDefinition(file: string): Promise<LoadedApi> {
   const baseDir = path.dirname(abs);
 
   // Semantic checks the schema cannot express.
-  if (!def.websocket) add([], 'the definition serves nothing: add a "websocket" section');
+  if (!def.websocket && !def.http) add([], 'the definition serves nothing: add a "websocket" or an "http" section');
   if (def.websocket) {
     try {
       const expr = compileSelectionExpression(def.websocket.routeSelectionExpression);
@@ -179,6 +185,76 @@ export async function loadApiDefinition(file: string): Promise<LoadedApi> {
     else if (key !== '$connect') add(['websocket', 'routes', key, 'authorizer'], 'on a WebSocket API, authorizers guard $connect only (they protect the whole connection)');
     else if (a.type === 'TOKEN') add(['websocket', 'routes', key, 'authorizer'], 'TOKEN authorizers are for REST routes; use REQUEST on $connect');
   }
+  const models = new Map<string, object>();
+  const loadModel = (at: string[], spec: string | Record<string, unknown>, key: string) => {
+    let schema: object;
+    if (typeof spec === 'string') {
+      try {
+        schema = JSON.parse(readFileSync(path.resolve(path.dirname(abs), spec), 'utf8')) as object;
+      } catch (err) {
+        add(at, `cannot load model ${spec}: ${(err as Error).message}`);
+        return;
+      }
+    } else schema = spec;
+    try {
+      compileModel(schema);
+      models.set(key, schema);
+    } catch (err) {
+      add(at, `invalid JSON Schema: ${(err as Error).message}`);
+    }
+  };
+  for (const [key, route] of Object.entries(def.websocket?.routes ?? {})) {
+    if (route.requestModel !== undefined) loadModel(['websocket', 'routes', key, 'requestModel'], route.requestModel, `ws:${key}`);
+  }
+  if (def.http) {
+    const h = def.http;
+    for (const [key, route] of Object.entries(h.routes)) {
+      const at = ['http', 'routes', key];
+      const problem = routeKeyProblem(key);
+      if (problem) add(at, problem);
+      if (route.authorizer && !def.authorizers?.[route.authorizer]) add([...at, 'authorizer'], `unknown authorizer "${route.authorizer}" (define it under "authorizers")`);
+      if (route.authorizationScopes && route.authorizer && def.authorizers?.[route.authorizer]?.type !== 'JWT') {
+        add([...at, 'authorizationScopes'], 'authorization scopes need a JWT authorizer');
+      }
+      if (route.requestModel !== undefined) loadModel([...at, 'requestModel'], route.requestModel, `http:${key}`);
+      (route.requestParameters ?? []).forEach((p, i) => {
+        try {
+          parseRequiredParameter(p);
+        } catch (err) {
+          add([...at, 'requestParameters', String(i)], (err as Error).message);
+        }
+      });
+    }
+    try {
+      compileRouteTable(Object.keys(h.routes).filter((k) => !routeKeyProblem(k)).map((k) => [k, k] as const));
+    } catch (err) {
+      add(['http', 'routes'], (err as Error).message);
+    }
+    if (h.cors) {
+      try {
+        compileCors(h.cors);
+      } catch (err) {
+        add(['http', 'cors'], (err as Error).message);
+      }
+    }
+    try {
+      compileGatewayResponses(h.gatewayResponses);
+    } catch (err) {
+      add(['http', 'gatewayResponses'], (err as Error).message);
+    }
+  }
+  for (const [key, route] of Object.entries(def.http?.routes ?? {})) {
+    for (const t of ['requestTemplates', 'responseTemplates'] as const) {
+      const map = (route.integration as unknown as Record<string, unknown>)[t] as Record<string, string> | undefined;
+      for (const [ct, src] of Object.entries(map ?? {})) {
+        try {
+          compileTemplate(src);
+        } catch (err) {
+          add(['http', 'routes', key, 'integration', t, ct], (err as Error).message);
+        }
+      }
+    }
+  }
   const limits = def.limits;
   if (limits?.maxFrameBytes && limits.maxMessageBytes && limits.maxFrameBytes > limits.maxMessageBytes) {
     add(['limits', 'maxFrameBytes'], 'cannot exceed maxMessageBytes');
@@ -189,6 +265,9 @@ export async function loadApiDefinition(file: string): Promise<LoadedApi> {
   const integrations: Array<{ at: string[]; integration: IntegrationDef }> = [];
   for (const [key, route] of Object.entries(def.websocket?.routes ?? {})) {
     if (route.integration) integrations.push({ at: ['websocket', 'routes', key, 'integration'], integration: route.integration });
+  }
+  for (const [key, route] of Object.entries(def.http?.routes ?? {})) {
+    integrations.push({ at: ['http', 'routes', key, 'integration'], integration: route.integration });
   }
   for (const [name, a] of Object.entries(def.authorizers ?? {})) {
     if (a.handler) integrations.push({ at: ['authorizers', name], integration: { type: 'LAMBDA', handler: a.handler } });
@@ -202,5 +281,5 @@ export async function loadApiDefinition(file: string): Promise<LoadedApi> {
     }
   }
   if (problems.length > 0) throw new ApiDefinitionError(file, problems);
-  return { file: abs, baseDir, definition: def, handlers };
+  return { file: abs, baseDir, definition: def, handlers, models };
 }

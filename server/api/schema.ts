@@ -1,3 +1,5 @@
+import { gatewayResponsesSchema } from '../http/gateway-responses.ts';
+
 /**
  * JSON Schema of the API definition file (YAML or JSON). Property names follow Amazon API
  * Gateway v2 (camelCase). Every object is closed (`additionalProperties: false`) so that a
@@ -93,11 +95,62 @@ export const authorizerSchema = {
   ],
 } as const;
 
+const timeoutInMillis = { type: 'integer', minimum: 50, maximum: 300000 } as const;
+const httpMethod = { enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] } as const;
+const templates = { type: 'object', additionalProperties: { type: 'string', maxLength: 300 * 1024 } } as const;
+
+const httpProxyIntegration = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', 'uri'],
+  properties: { type: { const: 'HTTP_PROXY' }, uri: { type: 'string', pattern: '^(https?://|\\$\\{stageVariables\\.)' }, method: httpMethod, timeoutInMillis },
+} as const;
+
+const httpIntegration = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', 'uri'],
+  properties: {
+    type: { const: 'HTTP' },
+    uri: httpProxyIntegration.properties.uri,
+    method: httpMethod,
+    timeoutInMillis,
+    requestTemplates: templates,
+    responseTemplates: templates,
+    passthroughBehavior: { enum: ['WHEN_NO_MATCH', 'WHEN_NO_TEMPLATES', 'NEVER'] },
+    templateSelectionExpression: { type: 'string' },
+  },
+} as const;
+
+const redisStreamIntegration = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', 'stream'],
+  properties: { type: { const: 'REDIS_STREAM' }, stream: { type: 'string', minLength: 1 }, maxLen: { type: 'integer', minimum: 1 }, timeoutInMillis },
+} as const;
+
 export const integrationSchema = {
   type: 'object',
   required: ['type'],
   discriminator: { propertyName: 'type' },
-  oneOf: [lambdaIntegration, mockIntegration],
+  oneOf: [lambdaIntegration, mockIntegration, httpProxyIntegration, httpIntegration, redisStreamIntegration],
+} as const;
+
+const httpRoute = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['integration'],
+  properties: {
+    integration: { $ref: '#/definitions/integration' },
+    authorizer: { type: 'string' },
+    authorizationScopes: { type: 'array', maxItems: 10, items: { type: 'string', minLength: 1 } },
+    apiKeyRequired: { type: 'boolean' },
+    requestModel: { type: ['string', 'object'] },
+    requestParameters: { type: 'array', items: { type: 'string', pattern: '^method\\.request\\.(querystring|multivaluequerystring|header|multivalueheader|path)\\.[^\\s]+$' } },
+    requestValidator: { enum: ['BODY', 'PARAMETERS', 'ALL', 'NONE'] },
+    throttling: throttle,
+    description: { type: 'string' },
+  },
 } as const;
 
 const wsRoute = {
@@ -185,6 +238,29 @@ export const apiDefinitionSchema = {
       maxProperties: 10,
       propertyNames: { pattern: '^[A-Za-z0-9_-]{1,128}$' },
       additionalProperties: { $ref: '#/definitions/authorizer' },
+    },
+    http: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['routes'],
+      properties: {
+        mode: { enum: ['REST', 'HTTP'], description: 'REST: unknown paths get 403 Missing Authentication Token, payload 1.0 by default; HTTP: 404 Not Found, payload 2.0' },
+        routes: { type: 'object', minProperties: 1, additionalProperties: httpRoute },
+        cors: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            allowOrigins: { type: 'array', items: { type: 'string' } },
+            allowMethods: { type: 'array', items: { type: 'string' } },
+            allowHeaders: { type: 'array', items: { type: 'string' } },
+            exposeHeaders: { type: 'array', items: { type: 'string' } },
+            maxAge: { type: 'integer', minimum: -1, maximum: 86400 },
+            allowCredentials: { type: 'boolean' },
+          },
+        },
+        binaryMediaTypes: { type: 'array', items: { type: 'string', pattern: '^[^/\\s]+/[^/\\s]+$' } },
+        gatewayResponses: gatewayResponsesSchema,
+      },
     },
     websocket: {
       type: 'object',

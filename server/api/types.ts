@@ -17,7 +17,32 @@ export interface MockIntegrationDef {
   timeoutInMillis?: number;
 }
 
-export type IntegrationDef = LambdaIntegrationDef | MockIntegrationDef;
+export type IntegrationDef =
+  | LambdaIntegrationDef
+  | MockIntegrationDef
+  | import('../integrations/backend-integrations.ts').HttpProxyDef
+  | import('../integrations/backend-integrations.ts').HttpDef
+  | import('../integrations/backend-integrations.ts').RedisStreamDef;
+
+export interface HttpRouteDef {
+  integration: IntegrationDef;
+  authorizer?: string;
+  authorizationScopes?: string[];
+  apiKeyRequired?: boolean;
+  requestModel?: string | Record<string, unknown>;
+  requestParameters?: string[];
+  requestValidator?: 'BODY' | 'PARAMETERS' | 'ALL' | 'NONE';
+  throttling?: ThrottleSettings;
+  description?: string;
+}
+
+export interface HttpApiDef {
+  mode?: 'REST' | 'HTTP';
+  routes: Record<string, HttpRouteDef>;
+  cors?: import('../http/cors.ts').CorsConfig;
+  binaryMediaTypes?: string[];
+  gatewayResponses?: Record<string, import('../http/gateway-responses.ts').GatewayResponseCustomisation>;
+}
 
 export interface WsRouteDef {
   integration?: IntegrationDef;
@@ -48,6 +73,7 @@ export interface ApiDefinition {
     bearerToken?: string;
     authentication?: 'AWS_IAM' | 'NONE';
   };
+  http?: HttpApiDef;
   authorizers?: Record<string, import('../auth/authorizers.ts').AuthorizerDef>;
   websocket?: {
     routeSelectionExpression: string;

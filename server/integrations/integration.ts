@@ -35,6 +35,8 @@ export interface IntegrationDeps {
   ops: GatehouseOps;
   arnPrefix: string;
   defaultTimeoutMs: number;
+  /** Integration types provided by other modules (HTTP_PROXY, HTTP, REDIS_STREAM). */
+  extra?: ReadonlyMap<string, (def: IntegrationDef, timeoutMs: number) => CompiledIntegration> | undefined;
 }
 
 /** Validate a Lambda proxy result (AWS: statusCode number, headers map of strings, body string). */
@@ -83,6 +85,12 @@ export function compileIntegration(def: IntegrationDef, deps: IntegrationDeps): 
           return invokeLambda(fn, inv.buildEvent(), ctx, timeoutMs).then(toIntegrationResponse);
         },
       };
+    }
+    default: {
+      const type = (def as { type: string }).type;
+      const factory = deps.extra?.get(type);
+      if (!factory) throw new Error(`integration type ${type} is not available`);
+      return factory(def, timeoutMs);
     }
   }
 }

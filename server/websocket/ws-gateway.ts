@@ -44,6 +44,24 @@ class MessageInvocation implements Invocation {
   buildEvent(): object {
     return messageEvent(this.session, this.routeKey, this.requestId, this.body, this.now);
   }
+  wsInfo() {
+    return sessionInfo(this.session, this.routeKey, 'MESSAGE', this.body);
+  }
+}
+
+/** What the HTTP-family integrations send to a backend for a WebSocket event. */
+function sessionInfo(s: { connectionId: string; sourceIp: string }, routeKey: string, eventType: string, body: string, stage?: StageRuntime) {
+  const st = stage ?? (s as Session).stage;
+  return {
+    connectionId: s.connectionId,
+    routeKey,
+    eventType,
+    stage: st.name,
+    body,
+    stageVariables: st.variables,
+    sourceIp: s.sourceIp,
+    context: { connectionId: s.connectionId, routeKey, eventType, stage: st.name, apiId: st.apiId, identity: { sourceIp: s.sourceIp } },
+  };
 }
 
 /**
@@ -138,7 +156,8 @@ export class WsGateway {
       const started = Date.now();
       let result: IntegrationResponse | undefined;
       try {
-        result = await route.integration.invoke({ requestId, buildEvent: () => connectEvent(stage, info, requestId, started) });
+        const inv = { requestId, buildEvent: () => connectEvent(stage, info, requestId, started), wsInfo: () => sessionInfo(info, '$connect', 'CONNECT', '', stage) };
+        result = await route.integration.invoke(inv);
         if (route.integration.type !== 'MOCK') route.stats.IntegrationLatency.observe(Date.now() - started);
       } catch (err) {
         const timedOut = err instanceof IntegrationTimeoutError;
@@ -337,7 +356,11 @@ export class WsGateway {
     const integration = route.integration;
     const p = (async () => {
       try {
-        await integration.invoke({ requestId, buildEvent: () => disconnectEvent(s, requestId, code, reason, now) });
+        await integration.invoke({
+          requestId,
+          buildEvent: () => disconnectEvent(s, requestId, code, reason, now),
+          wsInfo: () => sessionInfo(s, '$disconnect', 'DISCONNECT', ''),
+        } as Invocation);
       } catch (err) {
         route.stats.ExecutionError++;
         this.log.warn({ err, requestId, connectionId: s.connectionId, route: '$disconnect' }, '$disconnect integration failed');

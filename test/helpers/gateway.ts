@@ -1,5 +1,4 @@
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Gateway, type GatewayOptions } from '../../server/app.ts';
 import { createLogger } from '../../server/log.ts';
@@ -15,15 +14,21 @@ export interface StartedGateway {
   stop(): Promise<void>;
 }
 
-const FIXTURE = path.join(import.meta.dirname, '..', 'fixtures', 'ws-api');
+const ROOT = path.join(import.meta.dirname, '..', '..');
+/** Inside the project (git-ignored), so fixture handlers resolve packages from node_modules. */
+const TMP = path.join(ROOT, '.test-tmp');
 
 /**
  * Start a real gateway on an ephemeral port, in this process. `yaml` is an API definition
- * written next to a copy of the fixture handlers (test/fixtures/ws-api/handlers).
+ * written next to a copy of a fixture's handlers and models (test/fixtures/<fixture>/).
  */
-export async function startGateway(yaml: string, opts: Partial<GatewayOptions> = {}): Promise<StartedGateway> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-test-'));
-  cpSync(path.join(FIXTURE, 'handlers'), path.join(dir, 'handlers'), { recursive: true });
+export async function startGateway(yaml: string, opts: Partial<GatewayOptions> = {}, fixture = 'ws-api'): Promise<StartedGateway> {
+  mkdirSync(TMP, { recursive: true });
+  const dir = mkdtempSync(path.join(TMP, 'gw-'));
+  const src = path.join(ROOT, 'test', 'fixtures', fixture);
+  for (const sub of ['handlers', 'models']) {
+    if (existsSync(path.join(src, sub))) cpSync(path.join(src, sub), path.join(dir, sub), { recursive: true });
+  }
   const file = path.join(dir, 'api.yaml');
   writeFileSync(file, yaml);
   const gw = await Gateway.start({
