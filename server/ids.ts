@@ -1,26 +1,27 @@
 import { randomBytes } from 'node:crypto';
 
 /**
- * AWS-style 16-character ids: URL-safe base64 of 11 bytes, ending in "=" (e.g. `Dwz4leekPHcCG6Q=`).
- * 5 random bytes fixed per process + a 6-byte counter seeded at random: unique across restarts
- * and nodes with overwhelming probability, and far cheaper than a UUID per message.
+ * AWS-style 16-character ids: 15 URL-safe base64 characters and a final "=" (the shape of
+ * base64 of 11 bytes, e.g. `Dwz4leekPHcCG6Q=`). The first 9 characters (54 bits) are random per
+ * process; the next 6 (36 bits) are a counter seeded at random. Unique across restarts and
+ * nodes with overwhelming probability, and a few table lookups instead of a UUID per message.
  */
-const buf = Buffer.alloc(11);
-randomBytes(5).copy(buf, 0);
-let counter = randomBytes(4).readUInt32BE(0) * 4096;
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const PAIRS: string[] = [];
+for (let i = 0; i < 4096; i++) PAIRS.push(ALPHABET[i >> 6]! + ALPHABET[i & 63]!);
+
+const prefix = randomBytes(7).toString('base64url').slice(0, 9);
+const COUNTER_SPACE = 2 ** 36;
+let counter = randomBytes(4).readUInt32BE(0) * 16;
 
 export function nextId(): string {
-  counter++;
-  buf.writeUIntBE(counter % 0x1000000000000, 5, 6);
-  return `${buf.toString('base64url')}=`;
+  counter = (counter + 1) % COUNTER_SPACE;
+  const hi = Math.floor(counter / 16777216); // top 12 bits
+  const lo = counter % 16777216; // low 24 bits
+  return `${prefix}${PAIRS[hi]}${PAIRS[lo >> 12]}${PAIRS[lo & 4095]}=`;
 }
 
 /** RFC 4122 v4 UUID for REST request ids and management responses. */
 export function uuid(): string {
   return crypto.randomUUID();
-}
-
-const ID_RE = /^[A-Za-z0-9_-]{15}=$/;
-export function isWellFormedConnectionId(id: string): boolean {
-  return ID_RE.test(id);
 }

@@ -54,3 +54,81 @@ export function withDeadline<T>(work: Promise<T>, timeoutMs: number): Promise<T>
     );
   });
 }
+
+/**
+ * Deadlines for the message hot path, without a promise or a Map entry per call: every call
+ * with the same timeout joins the tail of one doubly linked list (so each list is ordered by
+ * deadline), leaves it in O(1) when it settles, and the shared ticker expires from the head.
+ */
+export abstract class DeadlineEntry {
+  deadline = 0;
+  prev: DeadlineEntry | null = null;
+  next: DeadlineEntry | null = null;
+  list: DeadlineList | null = null;
+  /** Called once when the deadline passes before `untrack`. */
+  abstract expire(): void;
+}
+
+class DeadlineList {
+  head: DeadlineEntry | null = null;
+  tail: DeadlineEntry | null = null;
+  add(e: DeadlineEntry): void {
+    e.list = this;
+    e.prev = this.tail;
+    e.next = null;
+    if (this.tail) this.tail.next = e;
+    else this.head = e;
+    this.tail = e;
+  }
+  remove(e: DeadlineEntry): void {
+    if (e.prev) e.prev.next = e.next;
+    else this.head = e.next;
+    if (e.next) e.next.prev = e.prev;
+    else this.tail = e.prev;
+    e.prev = e.next = null;
+    e.list = null;
+  }
+}
+
+const lists = new Map<number, DeadlineList>();
+let listTicker: NodeJS.Timeout | undefined;
+let tracked = 0;
+
+function tickLists(): void {
+  const now = Date.now();
+  for (const list of lists.values()) {
+    while (list.head && list.head.deadline <= now) {
+      const e = list.head;
+      list.remove(e);
+      tracked--;
+      e.expire();
+    }
+  }
+  if (tracked === 0 && listTicker) {
+    clearInterval(listTicker);
+    listTicker = undefined;
+  }
+}
+
+export function track(e: DeadlineEntry, timeoutMs: number): void {
+  let list = lists.get(timeoutMs);
+  if (!list) {
+    list = new DeadlineList();
+    lists.set(timeoutMs, list);
+  }
+  e.deadline = Date.now() + timeoutMs;
+  list.add(e);
+  tracked++;
+  if (!listTicker) {
+    listTicker = setInterval(tickLists, TICK_MS);
+    listTicker.unref();
+  }
+}
+
+/** Returns false when the entry had already expired (or was never tracked). */
+export function untrack(e: DeadlineEntry): boolean {
+  if (!e.list) return false;
+  e.list.remove(e);
+  tracked--;
+  return true;
+}

@@ -1,5 +1,6 @@
 import type { IntegrationDef } from '../api/types.ts';
 import type { GatehouseOps, LoadedHandler } from './lambda.ts';
+import { DeadlineEntry, IntegrationTimeoutError, track, untrack } from './deadlines.ts';
 import { LambdaContext, invokeLambda } from './lambda.ts';
 
 /** What an integration answers, in the AWS proxy response shape. */
@@ -23,11 +24,59 @@ export class MalformedResponseError extends Error {
   }
 }
 
+/** An invocation that receives its own outcome (the message hot path: no promise per call). */
+export interface Continuation extends Invocation {
+  complete(err: unknown, res: IntegrationResponse | undefined): void;
+}
+
 export interface CompiledIntegration {
   readonly type: string;
   readonly timeoutMs: number;
   /** MOCK answers synchronously; everything else returns a promise. */
   invoke(inv: Invocation): IntegrationResponse | undefined | Promise<IntegrationResponse | undefined>;
+  /** Optional callback form of `invoke`; calls `inv.complete` exactly once. */
+  start?: ((inv: Continuation) => void) | undefined;
+  /** MOCK: the fixed response, so the gateway can pre-encode it. */
+  readonly fixed?: IntegrationResponse;
+}
+
+/**
+ * One pending handler call on the hot path: settles the continuation once, or times it out.
+ * Methods live on the prototype (no per-call closures: under tsx every named closure also costs
+ * a defineProperty for its name).
+ */
+class PendingLambda extends DeadlineEntry {
+  private finished = false;
+  constructor(
+    private readonly inv: Continuation,
+    readonly timeoutMs: number,
+  ) {
+    super();
+  }
+  ok(value: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    untrack(this);
+    let res: IntegrationResponse | undefined;
+    try {
+      res = toIntegrationResponse(value);
+    } catch (err) {
+      this.inv.complete(err, undefined);
+      return;
+    }
+    this.inv.complete(undefined, res);
+  }
+  fail(err: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    untrack(this);
+    this.inv.complete(err, undefined);
+  }
+  expire(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.inv.complete(new IntegrationTimeoutError(this.timeoutMs), undefined);
+  }
 }
 
 export interface IntegrationDeps {
@@ -71,7 +120,7 @@ export function compileIntegration(def: IntegrationDef, deps: IntegrationDeps): 
         headers: def.response?.headers,
         body: def.response?.body,
       });
-      return { type: 'MOCK', timeoutMs, invoke: () => response };
+      return { type: 'MOCK', timeoutMs, invoke: () => response, fixed: response };
     }
     case 'LAMBDA': {
       const loaded = deps.handlers.get(def.handler);
@@ -84,6 +133,36 @@ export function compileIntegration(def: IntegrationDef, deps: IntegrationDeps): 
           const ctx = new LambdaContext(name, inv.requestId, Date.now() + timeoutMs, deps.ops, deps.arnPrefix);
           return invokeLambda(fn, inv.buildEvent(), ctx, timeoutMs).then(toIntegrationResponse);
         },
+        start:
+          fn.length >= 3
+            ? undefined
+            : (inv) => {
+                const ctx = new LambdaContext(name, inv.requestId, Date.now() + timeoutMs, deps.ops, deps.arnPrefix);
+                let r: unknown;
+                try {
+                  r = fn(inv.buildEvent(), ctx);
+                } catch (err) {
+                  inv.complete(err, undefined);
+                  return;
+                }
+                if (r && typeof (r as Promise<unknown>).then === 'function') {
+                  const p = new PendingLambda(inv, timeoutMs);
+                  track(p, timeoutMs);
+                  (r as Promise<unknown>).then(
+                    (v) => p.ok(v),
+                    (e) => p.fail(e),
+                  );
+                  return;
+                }
+                let res: IntegrationResponse | undefined;
+                try {
+                  res = toIntegrationResponse(r);
+                } catch (err) {
+                  inv.complete(err, undefined);
+                  return;
+                }
+                inv.complete(undefined, res);
+              },
       };
     }
     default: {

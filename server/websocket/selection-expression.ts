@@ -7,6 +7,8 @@
 export type SelectionExpression = {
   /** True when the expression reads the message body (so non-JSON goes to $default). */
   readonly usesBody: boolean;
+  /** For `$request.body.<key>` (one top-level key): the key, so the gateway can scan instead of parse. */
+  readonly fastKey?: string | undefined;
   evaluate(body: unknown): string;
 };
 
@@ -77,7 +79,7 @@ export function compileSelectionExpression(expr: string): SelectionExpression {
   const usesBody = parts.some((p) => p.kind === 'body');
   if (parts.length === 1 && parts[0]!.kind === 'body') {
     const path = parts[0]!.path;
-    return { usesBody, evaluate: (body) => stringify(lookup(body, path)) };
+    return { usesBody, fastKey: path.length === 1 ? path[0] : undefined, evaluate: (body) => stringify(lookup(body, path)) };
   }
   if (!usesBody) {
     const constant = parts.map((p) => (p.kind === 'text' ? p.text : '')).join('');

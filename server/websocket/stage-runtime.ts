@@ -1,6 +1,7 @@
 import type { ApiDefinition, WsRouteDef } from '../api/types.ts';
 import type { CompiledIntegration, IntegrationDeps } from '../integrations/integration.ts';
 import { compileIntegration } from '../integrations/integration.ts';
+import { toMsgpackReply } from './frames.ts';
 import type { GatewayMetrics, RouteStats } from '../metrics.ts';
 import type { SelectionExpression } from './selection-expression.ts';
 import { compileSelectionExpression } from './selection-expression.ts';
@@ -11,6 +12,8 @@ export interface StageRoute {
   readonly integration: CompiledIntegration | undefined;
   readonly twoWay: boolean;
   readonly stats: RouteStats;
+  /** Two-way MOCK routes: the reply encoded once, as text and as msgpack. */
+  readonly mockReply: { text: Buffer; packed: Uint8Array } | undefined;
 }
 
 /** Everything about one stage of the WebSocket API, compiled once at start-up. */
@@ -41,14 +44,18 @@ export function compileStages(
     const deps = depsFor(name);
     const routes = new Map<string, StageRoute>();
     for (const [routeKey, def] of Object.entries(ws?.routes ?? {})) {
+      const integration = def.integration ? compileIntegration(def.integration, deps) : undefined;
+      const twoWay = def.routeResponse === true;
+      const body = integration?.fixed?.body;
       routes.set(
         routeKey,
         Object.freeze({
           routeKey,
           def,
-          integration: def.integration ? compileIntegration(def.integration, deps) : undefined,
-          twoWay: def.routeResponse === true,
+          integration,
+          twoWay,
           stats: metrics.routeStats(apiId, name, routeKey),
+          mockReply: twoWay && body !== undefined ? { text: Buffer.from(body), packed: toMsgpackReply(body) } : undefined,
         }),
       );
     }

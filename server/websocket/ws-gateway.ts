@@ -3,7 +3,7 @@ import { unpack } from 'msgpackr';
 import type { ClusterState, CommandOutcome, ConnectionRecord } from '../cluster/cluster-state.ts';
 import { nextId } from '../ids.ts';
 import { IntegrationTimeoutError } from '../integrations/deadlines.ts';
-import type { IntegrationResponse, Invocation } from '../integrations/integration.ts';
+import type { Continuation, IntegrationResponse, Invocation } from '../integrations/integration.ts';
 import { CLOSE, type Limits } from '../limits.ts';
 import type { Logger } from '../log.ts';
 import type { GatewayMetrics } from '../metrics.ts';
@@ -11,6 +11,7 @@ import type { RawRequest, Socket, UpgradeResponder } from '../transport/uws.ts';
 import { type ConnectInfo, connectEvent, disconnectEvent, messageEvent } from './events.ts';
 import { ERR, errorFrame, errorFrameMsgpack, toMsgpackReply } from './frames.ts';
 import { headerMaps, queryMaps } from './headers.ts';
+import { INVALID, NEEDS_PARSE, scanTopLevelKey } from './json-scan.ts';
 import { Session } from './session.ts';
 import type { StageRoute, StageRuntime } from './stage-runtime.ts';
 
@@ -33,14 +34,24 @@ export type LocalOutcome = CommandOutcome | { status: 'not_local' };
 const SEND_DROPPED = 2;
 const decoder = new TextDecoder();
 
-class MessageInvocation implements Invocation {
+class MessageInvocation implements Continuation {
   constructor(
+    readonly gateway: WsGateway,
     readonly session: Session,
-    readonly routeKey: string,
+    readonly route: StageRoute,
     readonly requestId: string,
     readonly body: string,
     readonly now: number,
   ) {}
+  get routeKey(): string {
+    return this.route.routeKey;
+  }
+  complete(err: unknown, res: IntegrationResponse | undefined): void {
+    if (err === undefined) {
+      this.route.stats.IntegrationLatency.observe(Date.now() - this.now);
+      this.gateway.reply(this.session, this.route, res);
+    } else this.gateway.integrationFailed(this.session, this.route, this.requestId, err);
+  }
   buildEvent(): object {
     return messageEvent(this.session, this.routeKey, this.requestId, this.body, this.now);
   }
@@ -220,6 +231,7 @@ export class WsGateway {
     let body: string;
     let parsed: unknown;
     let isJson = false;
+    let key: string | undefined;
     if (isBinary) {
       s.binary = true;
       try {
@@ -235,34 +247,51 @@ export class WsGateway {
       body = JSON.stringify(parsed) ?? '';
     } else {
       body = decoder.decode(data);
-      if (stage.selection.usesBody) {
+      const selection = stage.selection;
+      if (selection.usesBody) {
         const c = body.charCodeAt(0);
         if (c === 123 || c === 91 || c === 32 || c === 10 || c === 13 || c === 9) {
-          try {
-            parsed = JSON.parse(body);
-            isJson = true;
-          } catch {
-            isJson = false;
+          const scanned = selection.fastKey === undefined ? NEEDS_PARSE : scanTopLevelKey(body, selection.fastKey);
+          if (scanned === NEEDS_PARSE) {
+            try {
+              parsed = JSON.parse(body);
+              isJson = true;
+            } catch {
+              isJson = false;
+            }
+          } else if (scanned !== INVALID) {
+            // Valid JSON and the key's plain string value, found without building an object.
+            key = scanned;
           }
         }
       }
     }
     let route: StageRoute | undefined;
-    if (isJson || !stage.selection.usesBody) {
-      const key = stage.selection.evaluate(parsed);
-      if (key.charCodeAt(0) !== 36 /* $ */) route = stage.routes.get(key);
-    }
+    if (key === undefined && (isJson || !stage.selection.usesBody)) key = stage.selection.evaluate(parsed);
+    if (key !== undefined && key.charCodeAt(0) !== 36 /* $ */) route = stage.routes.get(key);
     route ??= stage.default;
-    const requestId = nextId();
     if (!route) {
       stage.unmatchedStats.ClientError++;
-      this.sendError(s, ERR.FORBIDDEN, requestId);
+      this.sendError(s, ERR.FORBIDDEN, nextId());
       return;
     }
+    const mock = route.mockReply;
+    if (mock) {
+      // Two-way MOCK: pre-encoded reply, no event, no request id, no promise.
+      route.stats.MessageCount += 2;
+      if (s.binary) this.send(s, mock.packed, true);
+      else this.send(s, mock.text, false);
+      return;
+    }
+    const requestId = nextId();
     route.stats.MessageCount++;
     const integration = route.integration;
     if (!integration) return;
-    const inv = new MessageInvocation(s, route.routeKey, requestId, body, now);
+    const inv = new MessageInvocation(this, s, route, requestId, body, now);
+    if (integration.start) {
+      integration.start(inv);
+      return;
+    }
     let result: IntegrationResponse | undefined | Promise<IntegrationResponse | undefined>;
     try {
       result = integration.invoke(inv);
@@ -283,14 +312,14 @@ export class WsGateway {
     }
   }
 
-  private reply(s: Session, route: StageRoute, r: IntegrationResponse | undefined): void {
+  reply(s: Session, route: StageRoute, r: IntegrationResponse | undefined): void {
     if (!route.twoWay || r?.body === undefined || s.closed) return;
     route.stats.MessageCount++;
     if (s.binary) this.send(s, toMsgpackReply(r.body), true);
     else this.send(s, r.body, false);
   }
 
-  private integrationFailed(s: Session, route: StageRoute, requestId: string, err: unknown): void {
+  integrationFailed(s: Session, route: StageRoute, requestId: string, err: unknown): void {
     const timedOut = err instanceof IntegrationTimeoutError;
     route.stats.ExecutionError++;
     route.stats.IntegrationError++;
