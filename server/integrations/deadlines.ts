@@ -69,7 +69,7 @@ export abstract class DeadlineEntry {
   abstract expire(): void;
 }
 
-class DeadlineList {
+export class DeadlineList {
   head: DeadlineEntry | null = null;
   tail: DeadlineEntry | null = null;
   add(e: DeadlineEntry): void {
@@ -110,13 +110,23 @@ function tickLists(): void {
   }
 }
 
-export function track(e: DeadlineEntry, timeoutMs: number): void {
+/** The list for one timeout value (fetch it once, at compile time). */
+export function deadlineList(timeoutMs: number): DeadlineList {
   let list = lists.get(timeoutMs);
   if (!list) {
     list = new DeadlineList();
     lists.set(timeoutMs, list);
   }
-  e.deadline = Date.now() + timeoutMs;
+  return list;
+}
+
+export function track(e: DeadlineEntry, timeoutMs: number): void {
+  trackIn(deadlineList(timeoutMs), e, Date.now() + timeoutMs);
+}
+
+/** Track `e` until `deadline` (epoch ms) in a list whose entries all share one timeout. */
+export function trackIn(list: DeadlineList, e: DeadlineEntry, deadline: number): void {
+  e.deadline = deadline;
   list.add(e);
   tracked++;
   if (!listTicker) {

@@ -1,7 +1,7 @@
 import type { IntegrationDef } from '../api/types.ts';
 import type { GatehouseOps, LoadedHandler } from './lambda.ts';
-import { DeadlineEntry, IntegrationTimeoutError, track, untrack } from './deadlines.ts';
-import { LambdaContext, invokeLambda } from './lambda.ts';
+import { DeadlineEntry, deadlineList, IntegrationTimeoutError, trackIn, untrack } from './deadlines.ts';
+import { functionInfo, LambdaContext, invokeLambda } from './lambda.ts';
 
 /** What an integration answers, in the AWS proxy response shape. */
 export interface IntegrationResponse {
@@ -15,6 +15,8 @@ export interface IntegrationResponse {
 export interface Invocation {
   readonly requestId: string;
   buildEvent(): object;
+  /** epoch ms when the request arrived, when the caller already has it */
+  readonly now?: number;
 }
 
 export class MalformedResponseError extends Error {
@@ -100,12 +102,19 @@ export function toIntegrationResponse(value: unknown): IntegrationResponse | und
   let headers: Record<string, string> | undefined;
   if (v.headers !== undefined && v.headers !== null) {
     if (typeof v.headers !== 'object' || Array.isArray(v.headers)) throw new MalformedResponseError('headers must be an object');
-    headers = {};
-    for (const [k, h] of Object.entries(v.headers as Record<string, unknown>)) {
-      if (typeof h !== 'string' && typeof h !== 'number' && typeof h !== 'boolean') throw new MalformedResponseError(`header ${k} must be a string`);
-      headers[k] = String(h);
+    let allStrings = true;
+    for (const h of Object.values(v.headers as Record<string, unknown>)) {
+      if (typeof h !== 'string' && typeof h !== 'number' && typeof h !== 'boolean') throw new MalformedResponseError('header values must be strings');
+      if (typeof h !== 'string') allStrings = false;
+    }
+    if (allStrings) headers = v.headers as Record<string, string>;
+    else {
+      headers = {};
+      for (const [k, h] of Object.entries(v.headers as Record<string, unknown>)) headers[k] = String(h);
     }
   }
+  // The common shape ({statusCode, body} with string headers) is used as it is: no copy per message.
+  if (v.isBase64Encoded !== true && v.body !== null && (v.headers === undefined || headers === v.headers)) return v as IntegrationResponse;
   let body = (v.body ?? undefined) as string | undefined;
   if (body !== undefined && v.isBase64Encoded === true) body = Buffer.from(body, 'base64').toString('utf8');
   return { statusCode: v.statusCode as number | undefined, headers, body };
@@ -126,18 +135,21 @@ export function compileIntegration(def: IntegrationDef, deps: IntegrationDeps): 
       const loaded = deps.handlers.get(def.handler);
       if (!loaded) throw new Error(`handler ${def.handler} was not loaded`);
       const { fn, name } = loaded;
+      const info = functionInfo(name, deps.arnPrefix);
+      const deadlines = deadlineList(timeoutMs);
       return {
         type: 'LAMBDA',
         timeoutMs,
         invoke: (inv) => {
-          const ctx = new LambdaContext(name, inv.requestId, Date.now() + timeoutMs, deps.ops, deps.arnPrefix);
+          const ctx = new LambdaContext(info, inv.requestId, Date.now() + timeoutMs, deps.ops);
           return invokeLambda(fn, inv.buildEvent(), ctx, timeoutMs).then(toIntegrationResponse);
         },
         start:
           fn.length >= 3
             ? undefined
             : (inv) => {
-                const ctx = new LambdaContext(name, inv.requestId, Date.now() + timeoutMs, deps.ops, deps.arnPrefix);
+                const deadline = (inv.now ?? Date.now()) + timeoutMs;
+                const ctx = new LambdaContext(info, inv.requestId, deadline, deps.ops);
                 let r: unknown;
                 try {
                   r = fn(inv.buildEvent(), ctx);
@@ -147,7 +159,7 @@ export function compileIntegration(def: IntegrationDef, deps: IntegrationDeps): 
                 }
                 if (r && typeof (r as Promise<unknown>).then === 'function') {
                   const p = new PendingLambda(inv, timeoutMs);
-                  track(p, timeoutMs);
+                  trackIn(deadlines, p, deadline);
                   (r as Promise<unknown>).then(
                     (v) => p.ok(v),
                     (e) => p.fail(e),

@@ -15,23 +15,37 @@ export interface GatehouseOps {
   listConnections(): Promise<string[]>;
 }
 
+/** Per-function constants of the Lambda context, computed once per handler. */
+export interface FunctionInfo {
+  functionName: string;
+  logGroupName: string;
+  invokedFunctionArn: string;
+}
+
+export function functionInfo(name: string, arnPrefix: string): FunctionInfo {
+  return { functionName: name, logGroupName: `/aws/lambda/${name}`, invokedFunctionArn: `${arnPrefix}${name}` };
+}
+
 /** The Lambda `context` object (the fields handlers actually read), plus `gatehouse`. */
 export class LambdaContext {
   readonly functionVersion = '$LATEST';
   readonly memoryLimitInMB = '128';
   callbackWaitsForEmptyEventLoop = true;
+  readonly functionName: string;
   readonly logGroupName: string;
   readonly logStreamName = 'gatehouse';
   readonly invokedFunctionArn: string;
   constructor(
-    readonly functionName: string,
+    info: FunctionInfo | string,
     readonly awsRequestId: string,
     private readonly deadline: number,
     readonly gatehouse: GatehouseOps,
-    arnPrefix: string,
+    arnPrefix = '',
   ) {
-    this.logGroupName = `/aws/lambda/${functionName}`;
-    this.invokedFunctionArn = `${arnPrefix}${functionName}`;
+    const f = typeof info === 'string' ? functionInfo(info, arnPrefix) : info;
+    this.functionName = f.functionName;
+    this.logGroupName = f.logGroupName;
+    this.invokedFunctionArn = f.invokedFunctionArn;
   }
   getRemainingTimeInMillis(): number {
     return Math.max(0, this.deadline - Date.now());

@@ -312,6 +312,10 @@ export class WsGateway {
     }
   }
 
+  /**
+   * Route response of an integration. uWS.js drains microtasks inside its (corked) read
+   * handler, so replies from promise callbacks still leave in one write per read.
+   */
   reply(s: Session, route: StageRoute, r: IntegrationResponse | undefined): void {
     if (!route.twoWay || r?.body === undefined || s.closed) return;
     route.stats.MessageCount++;
