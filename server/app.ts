@@ -6,10 +6,11 @@ import { compileAuthorizers } from './auth/authorizers.ts';
 import { compileCors } from './http/cors.ts';
 import { compileGatewayResponses } from './http/gateway-responses.ts';
 import { compileRestRoutes } from './http/rest-api.ts';
-import { type HttpRouteRuntime, RestGateway } from './http/rest-gateway.ts';
+import { type AdmissionCheck, type HttpRouteRuntime, RestGateway } from './http/rest-gateway.ts';
 import type { RouteTable } from './http/route-table.ts';
 import { restFactories, wsFactories } from './integrations/backend-integrations.ts';
 import { HttpBackend } from './integrations/http-backend.ts';
+import { Admission, apiKeyOf } from './throttling/admission.ts';
 import type { GatehouseOps } from './integrations/lambda.ts';
 import type { ClusterState } from './cluster/cluster-state.ts';
 import { MemoryClusterState } from './cluster/memory-cluster-state.ts';
@@ -125,6 +126,10 @@ export class Gateway {
       apiId,
     });
     if (authorizers.size > 0) ws.authorizeConnect = connectAuthorizer(authorizers, arnBase);
+    const apiKeySource = def.apiKeySource ?? 'HEADER';
+    const admission = Admission.create({ def, apiId, metrics, log, redis: opts.redisUrl ? rateLimitRedis(opts.redisUrl, def.name, nodeId, log) : undefined });
+    ws.admission = admission;
+    ws.apiKeySource = apiKeySource;
 
     let rest: RestGateway | undefined;
     if (def.http) {
@@ -145,6 +150,8 @@ export class Gateway {
         restStages.set(name, { variables: s.variables && Object.keys(s.variables).length ? s.variables : undefined, routes });
       }
       rest = new RestGateway({
+        admission: admission ? restAdmission(admission, apiKeySource) : undefined,
+        apiKeySource,
         mode,
         apiId,
         accountId,
@@ -195,6 +202,7 @@ export class Gateway {
     }
     portRef = port;
     const gw = new Gateway(api, apiId, port, host, cluster, ws, ops, metrics, limits, management, transport, log, async () => {
+      await admission?.close();
       await backend.close();
       streamRedis?.disconnect();
     });
@@ -312,6 +320,42 @@ async function routeHttp(req: RawRequest, res: HttpResponder, d: HttpDeps): Prom
   res.send(404, { 'Content-Type': 'application/json', 'x-amzn-ErrorType': 'NotFoundException' }, '{"message":"Not Found"}');
 }
 
+/** REST admission: the limiter's decision as a gateway response type. */
+function restAdmission(admission: Admission, source: 'HEADER' | 'AUTHORIZER'): AdmissionCheck {
+  return (ctx) => {
+    const d = admission.check(ctx.stage, ctx.routeKey, apiKeyOf(ctx.headers, source, ctx.usageIdentifierKey), undefined, ctx.sourceIp, ctx.apiKeyRequired);
+    if (d.ok) return d;
+    const type = d.status === 403 ? 'INVALID_API_KEY' : d.message === 'Limit Exceeded' ? 'QUOTA_EXCEEDED' : 'THROTTLED';
+    return d.retryAfterMs === undefined ? { ok: false, type } : { ok: false, type, retryAfterSeconds: Math.max(1, Math.ceil(d.retryAfterMs / 1000)) };
+  };
+}
+
+/**
+ * Redis for cluster-wide rate limits: its own client (no offline queue) and a node-count
+ * estimate from the cluster registry's node set (see RedisClusterState's key layout), so that
+ * each node's fallback share is rate / nodes while Redis is unreachable.
+ */
+function rateLimitRedis(url: string, apiName: string, nodeId: string, log: Logger) {
+  const client = createRedisClient(url, log, 'rate limits');
+  const prefix = `gatehouse:${apiName}:`;
+  const nodesKey = `${prefix}{${prefix}}nodes`;
+  let nodes = 1;
+  const refresh = () => {
+    if (client.status !== 'ready') return;
+    client.scard(nodesKey).then(
+      (n) => {
+        nodes = Math.max(1, n);
+      },
+      (err: unknown) => log.debug({ err: (err as Error).message }, 'node count refresh failed'),
+    );
+  };
+  const timer = setInterval(refresh, 5000);
+  timer.unref();
+  client.once('ready', refresh);
+  client.once('end', () => clearInterval(timer));
+  return { client, keyPrefix: `${prefix}rl:`, nodeId, nodeCount: () => nodes };
+}
+
 function usesRedisStreams(def: LoadedApi['definition']): boolean {
   const all = [...Object.values(def.websocket?.routes ?? {}).map((r) => r.integration), ...Object.values(def.http?.routes ?? {}).map((r) => r.integration)];
   return all.some((i) => i?.type === 'REDIS_STREAM');
@@ -320,10 +364,18 @@ function usesRedisStreams(def: LoadedApi['definition']): boolean {
 /** A dedicated client for REDIS_STREAM integrations: no offline queue, so an outage fails fast. */
 function createStreamRedis(url: string | undefined, log: Logger): Redis | Cluster {
   if (!url) throw new Error('REDIS_STREAM integrations need Redis: start the gateway with --redis URL (or REDIS_URL)');
+  return createRedisClient(url, log, 'REDIS_STREAM');
+}
+
+function createRedisClient(url: string, log: Logger, purpose: string): Redis | Cluster {
   const common = { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1000, lazyConnect: false };
+  // Cluster keeps its offline queue (it needs it while slots are discovered); callers check status.
   const client = url.includes(',')
-    ? new Cluster(url.split(',').map((u) => u.trim()), { redisOptions: common })
+    ? new Cluster(
+        url.split(',').map((u) => u.trim()),
+        { redisOptions: { maxRetriesPerRequest: 0, commandTimeout: 1000 } },
+      )
     : new Redis(url, { ...common, retryStrategy: (n: number) => Math.min(2000, 50 * 2 ** Math.min(n, 6)) });
-  client.on('error', (err: Error) => log.warn({ err: err.message }, 'REDIS_STREAM connection error'));
+  client.on('error', (err: Error) => log.warn({ err: err.message, purpose }, 'Redis connection error'));
   return client;
 }

@@ -77,6 +77,20 @@ export class GatewayMetrics {
     }
     this.registry.registerMetric(this.makeHistogram('IntegrationLatency', 'Integration latency in ms') as never);
     this.registry.registerMetric(this.makeHistogram('Latency', 'REST request latency in ms') as never);
+    const throttledHelp = 'Requests and messages refused by throttling, API keys or quotas, by level';
+    this.registry.registerMetric({
+      name: 'ThrottledRequests',
+      help: throttledHelp,
+      type: 'counter',
+      get: async () => ({
+        name: 'ThrottledRequests',
+        help: throttledHelp,
+        type: 'counter',
+        aggregator: 'sum',
+        values: [...this.throttledByLevel.values()].map((e) => ({ value: e.value, labels: { apiId: e.apiId, stage: e.stage, level: e.level } })),
+      }),
+      reset: () => undefined,
+    } as never);
     this.registry.registerMetric({
       name: 'ConnectionCount',
       help: 'Open WebSocket connections on this node',
@@ -84,6 +98,19 @@ export class GatewayMetrics {
       get: async () => ({ name: 'ConnectionCount', help: 'Open WebSocket connections on this node', type: 'gauge', values: [{ value: this.connections, labels: {} }], aggregator: 'sum' }),
       reset: () => undefined,
     } as never);
+  }
+
+  private readonly throttledByLevel = new Map<string, { apiId: string; stage: string; level: string; value: number }>();
+
+  /** Requests and messages refused by throttling, API keys or quotas, by level. */
+  throttled(apiId: string, stage: string, level: string): void {
+    const key = `${apiId} ${stage} ${level}`;
+    let e = this.throttledByLevel.get(key);
+    if (!e) {
+      e = { apiId, stage, level, value: 0 };
+      this.throttledByLevel.set(key, e);
+    }
+    e.value++;
   }
 
   /** One stats object per (api, stage, route), created at route-table build time. */

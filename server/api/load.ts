@@ -8,6 +8,9 @@ import { compileGatewayResponses } from '../http/gateway-responses.ts';
 import { compileRouteTable, routeKeyProblem } from '../http/route-table.ts';
 import { compileModel, parseRequiredParameter } from '../http/validation.ts';
 import { compileTemplate } from '../integrations/vtl.ts';
+import { throttlingConfig } from '../throttling/admission.ts';
+import { ApiKeyConfigError } from '../throttling/api-keys.ts';
+import { RequestLimiter, ThrottleConfigError } from '../throttling/limiter.ts';
 import { type LoadedHandler, loadHandler } from '../integrations/lambda.ts';
 import { SelectionExpressionError, compileSelectionExpression } from '../websocket/selection-expression.ts';
 import { apiDefinitionSchema } from './schema.ts';
@@ -254,6 +257,14 @@ export async function loadApiDefinition(file: string): Promise<LoadedApi> {
         }
       }
     }
+  }
+  try {
+    const config = throttlingConfig(def);
+    if (config) new RequestLimiter({ config, env: process.env }).close().catch(() => undefined);
+  } catch (err) {
+    if (err instanceof ThrottleConfigError) add(err.path.split('.').filter(Boolean), err.message.slice(err.path.length + 2));
+    else if (err instanceof ApiKeyConfigError) add(err.path.replace(/\[(\d+)\]/g, '.$1').split('.').filter(Boolean), err.message.slice(err.path.length + 2));
+    else throw err;
   }
   const limits = def.limits;
   if (limits?.maxFrameBytes && limits.maxMessageBytes && limits.maxFrameBytes > limits.maxMessageBytes) {

@@ -188,12 +188,45 @@ export const apiDefinitionSchema = {
         additionalProperties: false,
         properties: {
           description: { type: 'string' },
+          throttling: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { default: throttle, routes: { type: 'object', additionalProperties: throttle } },
+          },
           variables: {
             type: 'object',
             maxProperties: 100,
             propertyNames: { pattern: '^[A-Za-z0-9_]{1,64}$' },
             additionalProperties: { type: 'string', pattern: '^[A-Za-z0-9\\-._~:/?#&=,]+$', maxLength: 512 },
           },
+        },
+      },
+    },
+    throttling: throttle,
+    apiKeySource: { enum: ['HEADER', 'AUTHORIZER'] },
+    clientLimits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { perConnection: throttle, perClientIp: throttle },
+    },
+    usagePlans: {
+      type: 'object',
+      propertyNames: { pattern: '^[A-Za-z0-9_-]{1,128}$' },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['apiKeys'],
+        properties: {
+          description: { type: 'string' },
+          throttle,
+          quota: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['limit', 'period'],
+            properties: { limit: { type: 'integer', minimum: 0 }, period: { enum: ['DAY', 'WEEK', 'MONTH'] } },
+          },
+          routes: { type: 'object', additionalProperties: throttle },
+          apiKeys: { type: 'array', items: { type: 'string', minLength: 1 } },
         },
       },
     },

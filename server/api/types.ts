@@ -58,6 +58,15 @@ export interface WsRouteDef {
 export interface StageDef {
   description?: string;
   variables?: Record<string, string>;
+  throttling?: { default?: ThrottleSettings; routes?: Record<string, ThrottleSettings> };
+}
+
+export interface UsagePlanDef {
+  description?: string;
+  throttle?: ThrottleSettings;
+  quota?: { limit: number; period: 'DAY' | 'WEEK' | 'MONTH' };
+  routes?: Record<string, ThrottleSettings>;
+  apiKeys: string[];
 }
 
 export interface ApiDefinition {
@@ -67,6 +76,11 @@ export interface ApiDefinition {
   region?: string;
   accountId?: string;
   stages: Record<string, StageDef>;
+  /** API (account) level token bucket */
+  throttling?: ThrottleSettings;
+  apiKeySource?: 'HEADER' | 'AUTHORIZER';
+  clientLimits?: { perConnection?: ThrottleSettings; perClientIp?: ThrottleSettings };
+  usagePlans?: Record<string, UsagePlanDef>;
   limits?: Partial<import('../limits.ts').Limits>;
   management?: {
     accessKeys?: Array<{ accessKeyId: string; secretAccessKey: string }>;

@@ -46,6 +46,8 @@ export interface RestGatewayOptions {
   limits: Limits;
   log: Logger;
   admission?: AdmissionCheck | undefined;
+  /** HEADER: limits apply before the authorizer; AUTHORIZER: after (the key comes from it). */
+  apiKeySource?: 'HEADER' | 'AUTHORIZER' | undefined;
 }
 
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE']);
@@ -155,6 +157,18 @@ export class RestGateway {
       domainName: hostHeader.replace(/:\d+$/, ''),
     };
 
+    // Throttling, API keys and quotas (before the authorizer when keys come in a header).
+    const admit = (usageIdentifierKey: string | undefined): boolean => {
+      if (!o.admission) return true;
+      const a = o.admission({ stage: stageName, routeKey: match.routeKey, headers: raw.headers, sourceIp: raw.remoteAddress, apiKeyRequired: route.apiKeyRequired, usageIdentifierKey });
+      if (a.ok) return true;
+      stats!.Throttled++;
+      fail(a.type, null, a.retryAfterSeconds !== undefined ? [['Retry-After', String(a.retryAfterSeconds)]] : []);
+      return false;
+    };
+    const afterAuth = o.apiKeySource === 'AUTHORIZER';
+    if (!afterAuth && !admit(undefined)) return;
+
     // Authorize.
     let authorizer: Record<string, unknown> | undefined;
     let usageIdentifierKey: string | undefined;
@@ -171,15 +185,7 @@ export class RestGateway {
       usageIdentifierKey = d.usageIdentifierKey;
     }
 
-    // Throttling, API keys and quotas.
-    if (o.admission) {
-      const a = o.admission({ stage: stageName, routeKey: match.routeKey, headers: raw.headers, sourceIp: raw.remoteAddress, apiKeyRequired: route.apiKeyRequired, usageIdentifierKey });
-      if (!a.ok) {
-        stats.Throttled++;
-        fail(a.type, null, a.retryAfterSeconds !== undefined ? [['Retry-After', String(a.retryAfterSeconds)]] : []);
-        return;
-      }
-    }
+    if (afterAuth && !admit(usageIdentifierKey)) return;
 
     // Validate.
     let parsedBody: unknown;

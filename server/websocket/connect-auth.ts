@@ -38,6 +38,6 @@ export function connectAuthorizer(authorizers: ReadonlyMap<string, CompiledAutho
       route.def.authorizationScopes,
     );
     if (!d.ok) return d;
-    return { ok: true, authorizer: d.authorizer, protocol: d.protocol };
+    return { ok: true, authorizer: d.authorizer, protocol: d.protocol, usageIdentifierKey: d.usageIdentifierKey };
   };
 }

@@ -57,6 +57,8 @@ export interface ConnectInfo {
   headerMaps: HeaderMaps;
   query: QueryMaps | undefined;
   authorizer: Record<string, unknown> | undefined;
+  /** API key accepted at $connect, when the route requires one */
+  apiKey?: string | undefined;
 }
 
 export function connectRequestContext(stage: StageRuntime, info: ConnectInfo, requestId: string, now: number): Record<string, unknown> {

@@ -23,6 +23,8 @@ export class Session {
     readonly domainName: string,
     /** `requestContext.authorizer` for every event of this connection, when an authorizer ran. */
     readonly authorizer: Record<string, unknown> | undefined,
+    /** The API key accepted at $connect (usage-plan metering of every message), if required. */
+    readonly apiKey: string | undefined = undefined,
   ) {
     this.lastActiveAt = connectedAt;
   }

@@ -12,6 +12,7 @@ import { type ConnectInfo, connectEvent, disconnectEvent, messageEvent } from '.
 import { ERR, errorFrame, errorFrameMsgpack, toMsgpackReply } from './frames.ts';
 import { headerMaps, queryMaps } from './headers.ts';
 import { INVALID, NEEDS_PARSE, scanTopLevelKey } from './json-scan.ts';
+import { type Admission, apiKeyOf } from '../throttling/admission.ts';
 import { Session } from './session.ts';
 import type { StageRoute, StageRuntime } from './stage-runtime.ts';
 
@@ -24,7 +25,7 @@ export interface SocketOps {
 
 /** Result of the authorization step of `$connect` (filled by the authorizers issue). */
 export type ConnectAuthorization =
-  | { ok: true; authorizer?: Record<string, unknown> | undefined; protocol?: string | undefined }
+  | { ok: true; authorizer?: Record<string, unknown> | undefined; protocol?: string | undefined; usageIdentifierKey?: string | undefined }
   | { ok: false; status: number; body: string; headers?: Record<string, string> };
 
 export type ConnectAuthorizer = (req: RawRequest, stage: StageRuntime, info: ConnectInfo) => Promise<ConnectAuthorization>;
@@ -91,6 +92,9 @@ export class WsGateway {
   private socket: SocketOps | undefined;
   private draining = false;
   authorizeConnect: ConnectAuthorizer | undefined;
+  /** The throttling stage (undefined when the API configures no limits). */
+  admission: Admission | undefined;
+  apiKeySource: 'HEADER' | 'AUTHORIZER' = 'HEADER';
 
   constructor(
     private readonly stages: ReadonlyMap<string, StageRuntime>,
@@ -146,8 +150,29 @@ export class WsGateway {
     });
   }
 
+  /** Throttling and API keys for an upgrade: 429 over a limit, 403 for a missing or unknown key. */
+  private admitConnect(req: RawRequest, stage: StageRuntime, usageKey: string | undefined): { status: number; body: string; headers: Record<string, string> } | undefined {
+    const required = stage.connect?.def.apiKeyRequired === true;
+    const apiKey = apiKeyOf(req.headers, this.apiKeySource, usageKey);
+    const d = this.admission!.check(stage.name, '$connect', apiKey, undefined, req.remoteAddress, required);
+    if (d.ok) return undefined;
+    stage.unmatchedStats.Throttled++;
+    const retry: Record<string, string> = d.retryAfterMs === undefined ? {} : { 'Retry-After': String(Math.ceil(d.retryAfterMs / 1000)) };
+    const type = d.status === 403 ? 'ForbiddenException' : d.message === 'Limit Exceeded' ? 'LimitExceededException' : 'TooManyRequestsException';
+    return { status: d.status, body: JSON.stringify({ message: d.message }), headers: { 'x-amzn-ErrorType': type, ...retry } };
+  }
+
   private async connect(req: RawRequest, res: UpgradeResponder, stage: StageRuntime, info: ConnectInfo): Promise<void> {
     let protocol = '';
+    let usageKey: string | undefined;
+    // With keys in a header, limits apply before the authorizer runs (a flood never reaches it).
+    if (this.admission && this.apiKeySource === 'HEADER') {
+      const refused = this.admitConnect(req, stage, undefined);
+      if (refused) {
+        res.reject(refused.status, refused.body, refused.headers);
+        return;
+      }
+    }
     if (this.authorizeConnect) {
       const auth = await this.authorizeConnect(req, stage, info);
       if (!auth.ok) {
@@ -157,8 +182,17 @@ export class WsGateway {
       }
       info.authorizer = auth.authorizer;
       protocol = auth.protocol ?? '';
+      usageKey = auth.usageIdentifierKey;
       if (res.aborted) return;
     }
+    if (this.admission && this.apiKeySource === 'AUTHORIZER') {
+      const refused = this.admitConnect(req, stage, usageKey);
+      if (refused) {
+        res.reject(refused.status, refused.body, refused.headers);
+        return;
+      }
+    }
+    if (stage.connect?.def.apiKeyRequired) info.apiKey = apiKeyOf(req.headers, this.apiKeySource, usageKey);
     const route = stage.connect;
     const extra: Record<string, string> = {};
     if (route?.integration) {
@@ -198,7 +232,7 @@ export class WsGateway {
   }
 
   private newSession(stage: StageRuntime, info: ConnectInfo): Session {
-    return new Session(info.connectionId, stage, info.connectedAt, info.sourceIp, info.userAgent, internDomain(info.domainName), info.authorizer);
+    return new Session(info.connectionId, stage, info.connectedAt, info.sourceIp, info.userAgent, internDomain(info.domainName), info.authorizer, info.apiKey);
   }
 
   open(ws: Socket<Session>): void {
@@ -274,6 +308,15 @@ export class WsGateway {
       stage.unmatchedStats.ClientError++;
       this.sendError(s, ERR.FORBIDDEN, nextId());
       return;
+    }
+    if (this.admission) {
+      const d = this.admission.check(stage.name, route.routeKey, s.apiKey, s.connectionId, undefined, s.apiKey !== undefined);
+      if (!d.ok) {
+        // Over a limit: an error frame, and the connection stays open (PRODUCT section 6).
+        route.stats.Throttled++;
+        this.sendError(s, d.status === 403 ? ERR.FORBIDDEN : d.message, nextId());
+        return;
+      }
     }
     const mock = route.mockReply;
     if (mock) {
@@ -361,6 +404,7 @@ export class WsGateway {
     const s = ws.getUserData();
     if (s.closed) return;
     s.closed = true;
+    this.admission?.forgetConnection(s.connectionId);
     if (this.sessions.delete(s.connectionId)) {
       this.metrics.connections--;
       this.cluster.unregisterConnection(s.connectionId).catch((err: unknown) => {
