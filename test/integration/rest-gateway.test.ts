@@ -237,6 +237,15 @@ describe('authorizers on REST routes', () => {
     expect(await deny.json()).toEqual({ message: 'User is not authorized to access this resource with an explicit deny' });
   });
 
+  it('answers 500 {"message": null} for an authorizer that throws or returns a malformed policy', async () => {
+    for (const t of ['boom', 'malformed']) {
+      const r = await get('/prod/secure', { headers: { Authorization: `Bearer ${t}` } });
+      expect(r.status).toBe(500);
+      expect(r.headers.get('x-amzn-errortype')).toBe('AuthorizerConfigurationException');
+      expect(await r.text()).toBe('{"message": null}');
+    }
+  });
+
   it('evaluates the policy against the method ARN: GET allowed, POST implicitly denied', async () => {
     expect((await get('/prod/secure', { headers: { Authorization: 'Bearer getonly' } })).status).toBe(200);
     const post = await get('/prod/secure', { method: 'POST', headers: { Authorization: 'Bearer getonly' } });

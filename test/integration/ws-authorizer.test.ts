@@ -150,9 +150,18 @@ describe('JWT authorizer on $connect against a real OpenID Connect provider', ()
   let g: StartedGateway;
   beforeAll(async () => {
     oidc = await startOidcProvider();
-    const yaml = api(
-      `  auth: { type: JWT, issuer: "${oidc.issuer}", audience: ["${OIDC_TEST_AUDIENCE}"], jwksUri: "${oidc.jwksUri}", identitySource: [route.request.querystring.access_token] }`,
-    ).replace('authorizer: auth }', 'authorizer: auth, authorizationScopes: [chat.send] }');
+    const jwt = (name: string, source: string) =>
+      `  ${name}: { type: JWT, issuer: "${oidc.issuer}", audience: ["${OIDC_TEST_AUDIENCE}"], jwksUri: "${oidc.jwksUri}"${source} }`;
+    const yaml = `${api(`${jwt('auth', ', identitySource: [route.request.querystring.access_token]')}\n${jwt('restJwt', '')}`).replace(
+      'authorizer: auth }',
+      'authorizer: auth, authorizationScopes: [chat.send] }',
+    )}
+http:
+  mode: HTTP
+  routes:
+    "GET /items": { integration: { type: MOCK, response: { statusCode: 200, body: '{"items":[]}' } }, authorizer: restJwt, authorizationScopes: [items.read] }
+    "POST /items": { integration: { type: MOCK, response: { statusCode: 201, body: '{}' } }, authorizer: restJwt, authorizationScopes: [items.admin] }
+`;
     g = await startGateway(yaml);
   });
   afterAll(async () => {
@@ -169,6 +178,18 @@ describe('JWT authorizer on $connect against a real OpenID Connect provider', ()
     expect(a.jwt.claims.aud).toContain(OIDC_TEST_AUDIENCE);
     expect(a.jwt.scopes).toContain('chat.send');
     await c.close();
+  });
+
+  it('guards REST routes: 401 without a token, 403 for a missing scope, 200 with the scope', async () => {
+    const token = await oidc.getToken();
+    const none = await fetch(g.httpUrl('/test/items'));
+    expect(none.status).toBe(401);
+    expect(await none.json()).toEqual({ message: 'Unauthorized' });
+    const ok = await fetch(g.httpUrl('/test/items'), { headers: { Authorization: `Bearer ${token}` } });
+    expect(ok.status).toBe(200);
+    const forbidden = await fetch(g.httpUrl('/test/items'), { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    expect(forbidden.status).toBe(403);
+    expect(forbidden.headers.get('www-authenticate')).toMatch(/insufficient_scope/);
   });
 
   it('answers 401 for a garbage or wrong-audience token and 403 for a missing scope', async () => {
