@@ -84,6 +84,18 @@ function copyRequest(req: uWS.HttpRequest, res: uWS.HttpResponse): RawRequest {
 /** uWS exports LIBUS_LISTEN_EXCLUSIVE_PORT at runtime; its typings only declare the enum. */
 const EXCLUSIVE_PORT = 1;
 
+/** Listen with an exclusive port: a stale second process must not silently take half the connections. */
+function listenExclusive(app: uWS.TemplatedApp, host: string, port: number): Promise<uWS.us_listen_socket> {
+  return new Promise((resolve, reject) => {
+    type ListenWithOptions = (h: string, p: number, o: number, cb: (s: uWS.us_listen_socket | false) => void) => void;
+    const listen = app.listen.bind(app) as unknown as ListenWithOptions;
+    listen(host, port, EXCLUSIVE_PORT, (socket) => {
+      if (socket) resolve(socket);
+      else reject(new Error(`cannot listen on ${host}:${port} (in use or not permitted)`));
+    });
+  });
+}
+
 const KEY_RE = /^[A-Za-z0-9+/]{22}==$/;
 
 export class UwsTransport<T> {
@@ -132,18 +144,9 @@ export class UwsTransport<T> {
   }
 
   listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      // Exclusive port: a stale second process must not silently take half the connections.
-      type ListenWithOptions = (h: string, p: number, o: number, cb: (s: uWS.us_listen_socket | false) => void) => void;
-      const listen = this.app.listen.bind(this.app) as unknown as ListenWithOptions;
-      listen(host, port, EXCLUSIVE_PORT, (socket) => {
-        if (!socket) {
-          reject(new Error(`cannot listen on ${host}:${port} (in use or not permitted)`));
-          return;
-        }
-        this.listenSocket = socket;
-        resolve(uWS.us_socket_local_port(socket));
-      });
+    return listenExclusive(this.app, host, port).then((socket) => {
+      this.listenSocket = socket;
+      return uWS.us_socket_local_port(socket);
     });
   }
 
@@ -179,6 +182,33 @@ export class UwsTransport<T> {
 
   terminate(ws: Socket<T>): void {
     (ws as unknown as uWS.WebSocket<T>).close();
+  }
+}
+
+/** A plain HTTP listener (no WebSocket), for the admin port: metrics, health, readiness. */
+export class UwsHttpListener {
+  private readonly app: uWS.TemplatedApp;
+  private listenSocket: uWS.us_listen_socket | undefined;
+
+  constructor(handler: (req: RawRequest, res: HttpResponder) => void) {
+    this.app = uWS.App();
+    this.app.any('/*', (res, req) => {
+      const raw = copyRequest(req, res);
+      handler(raw, new UwsHttpResponder(res));
+    });
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return listenExclusive(this.app, host, port).then((socket) => {
+      this.listenSocket = socket;
+      return uWS.us_socket_local_port(socket);
+    });
+  }
+
+  close(): void {
+    if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = undefined;
+    this.app.close();
   }
 }
 
