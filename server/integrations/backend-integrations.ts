@@ -151,16 +151,18 @@ export function restFactories(deps: BackendDeps): Map<string, (def: IntegrationD
       },
     };
   });
-  m.set('REDIS_STREAM', (raw) => {
+  m.set('REDIS_STREAM', (raw, timeoutMs) => {
     const def = raw as unknown as RedisStreamDef;
     if (!deps.redis) throw new Error('REDIS_STREAM integrations need Redis: start the gateway with --redis URL (or REDIS_URL)');
-    const sink = new RedisStreamSink({ redis: deps.redis, stream: def.stream, ...(def.maxLen ? { maxLen: def.maxLen } : {}) });
+    // connectWaitMs: requests that arrive while the client still makes its first connection wait for it.
+    const sink = new RedisStreamSink({ redis: deps.redis, stream: def.stream, connectWaitMs: timeoutMs, ...(def.maxLen ? { maxLen: def.maxLen } : {}) });
     return {
       type: 'REDIS_STREAM',
       async invoke(call) {
         const req = call.req;
-        const fields: Record<string, string> = {
-          body: req.body.toString('utf8'),
+        const fields: Record<string, string | Buffer> = {
+          // As bytes: a binary body must reach the stream as sent (and match the ack's MD5).
+          body: req.body,
           requestId: req.requestId,
           method: req.method,
           path: req.path,
@@ -249,7 +251,8 @@ export function wsFactories(deps: BackendDeps): Map<string, (def: IntegrationDef
   m.set('REDIS_STREAM', (raw, timeoutMs) => {
     const def = raw as unknown as RedisStreamDef;
     if (!deps.redis) throw new Error('REDIS_STREAM integrations need Redis: start the gateway with --redis URL (or REDIS_URL)');
-    const sink = new RedisStreamSink({ redis: deps.redis, stream: def.stream, ...(def.maxLen ? { maxLen: def.maxLen } : {}) });
+    // connectWaitMs: requests that arrive while the client still makes its first connection wait for it.
+    const sink = new RedisStreamSink({ redis: deps.redis, stream: def.stream, connectWaitMs: timeoutMs, ...(def.maxLen ? { maxLen: def.maxLen } : {}) });
     return {
       type: 'REDIS_STREAM',
       timeoutMs,

@@ -446,15 +446,17 @@ export function proxyRequestHeaders(
 }
 
 /**
- * The backend's response headers to pass to the client: without hop-by-hop headers (as above)
- * and without Content-Length, which the transport sets for the body it actually sends.
+ * The backend's response headers to pass to the client: without hop-by-hop headers (as above),
+ * without Content-Length, which the transport sets for the body it actually sends, and without
+ * Date, which the transport always writes itself (a second one would make the response carry
+ * two values of a singleton field).
  */
 export function proxyResponseHeaders(headers: ReadonlyArray<readonly [string, string]>): Array<[string, string]> {
   const listed = connectionTokens(headers);
   const out: Array<[string, string]> = [];
   for (const [k, v] of headers) {
     const lower = k.toLowerCase();
-    if (isHopByHop(lower, listed) || lower === 'content-length') continue;
+    if (isHopByHop(lower, listed) || lower === 'content-length' || lower === 'date') continue;
     out.push([k, v]);
   }
   return out;

@@ -8,8 +8,9 @@ import type { Cluster, Redis } from 'ioredis';
  *
  * Failing fast while Redis is unreachable: `append` refuses at once (RedisStreamUnavailableError)
  * unless the client's status is `ready`, so nothing waits in ioredis' offline queue whatever the
- * client options. The caller must still create the client so that a command that was sent can
- * not hang or be replayed:
+ * client options (the one exception: the client's first connection, see `connectWaitMs`). The
+ * caller must still create the client so that a command that was sent can not hang or be
+ * replayed:
  *   - `commandTimeout` (e.g. 1000 ms): bounds a command on a connection that is up but stalled;
  *   - `maxRetriesPerRequest: 0`: a command in flight when the connection drops fails instead of
  *     being re-sent after reconnecting (which could also append it twice);
@@ -23,6 +24,43 @@ export interface RedisStreamSinkOptions {
   stream: string;
   /** approximate cap on the stream length (`XADD key MAXLEN ~ n`); unbounded when absent */
   maxLen?: number | undefined;
+  /**
+   * While the client's first connection attempt is under way (the gateway starts listening
+   * while it still connects), `append` waits up to this long for that attempt to end instead of
+   * refusing at once. After it, an outage always fails fast. Default 0: never wait.
+   */
+  connectWaitMs?: number | undefined;
+}
+
+/** Client states while its first connection attempt is still under way. */
+const FIRST_CONNECT_STATES: ReadonlySet<string> = new Set(['connecting', 'connect']);
+
+/**
+ * Per client (shared by all its sinks, so one set of listeners per client): settles when the
+ * client's first connection attempt ends, whether it became `ready` or failed (`close`/`end`).
+ */
+const firstAttempts = new WeakMap<Redis | Cluster, Promise<void>>();
+
+function firstAttempt(redis: Redis | Cluster): Promise<void> {
+  let p = firstAttempts.get(redis);
+  if (!p) {
+    p =
+      redis.status === 'ready'
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            const done = () => {
+              redis.off('ready', done);
+              redis.off('close', done);
+              redis.off('end', done);
+              resolve();
+            };
+            redis.once('ready', done);
+            redis.once('close', done);
+            redis.once('end', done);
+          });
+    firstAttempts.set(redis, p);
+  }
+  return p;
 }
 
 /** Redis is not connected (or the command failed on the way): the caller answers 500/502. */
@@ -37,6 +75,8 @@ export class RedisStreamSink {
   readonly stream: string;
   readonly #redis: Redis | Cluster;
   readonly #trim: readonly string[];
+  readonly #connectWaitMs: number;
+  readonly #firstAttempt: Promise<void>;
 
   constructor(opts: RedisStreamSinkOptions) {
     if (opts.stream === '') throw new TypeError('RedisStreamSink: stream must not be empty');
@@ -46,18 +86,38 @@ export class RedisStreamSink {
     this.stream = opts.stream;
     this.#redis = opts.redis;
     this.#trim = opts.maxLen === undefined ? [] : ['MAXLEN', '~', String(opts.maxLen)];
+    this.#connectWaitMs = opts.connectWaitMs ?? 0;
+    this.#firstAttempt = firstAttempt(opts.redis);
+  }
+
+  /** Resolves when the client's first connection attempt has ended, or after `connectWaitMs`. */
+  #awaitFirstAttempt(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, this.#connectWaitMs);
+      void this.#firstAttempt.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /**
    * Appends one entry (`fields` in their insertion order) and resolves with its id
-   * (`1700000000000-0`). Rejects with RedisStreamUnavailableError when Redis is not ready or
-   * the command fails (timeout, connection lost, server error).
+   * (`1700000000000-0`). A Buffer value is stored byte for byte (a binary body must not go
+   * through a UTF-8 string). Rejects with RedisStreamUnavailableError when Redis is not ready
+   * or the command fails (timeout, connection lost, server error).
    */
-  async append(fields: Readonly<Record<string, string>>): Promise<string> {
-    const flat: string[] = [];
+  async append(fields: Readonly<Record<string, string | Buffer>>): Promise<string> {
+    const flat: Array<string | Buffer> = [];
     for (const [k, v] of Object.entries(fields)) flat.push(k, v);
     if (flat.length === 0) throw new TypeError('RedisStreamSink.append: at least one field is required');
-    const status = this.#redis.status;
+    let status = this.#redis.status;
+    // Only while the very first attempt is under way: afterwards #firstAttempt is settled and an
+    // outage (even during a reconnect attempt) fails at once.
+    if (status !== 'ready' && this.#connectWaitMs > 0 && FIRST_CONNECT_STATES.has(status)) {
+      await this.#awaitFirstAttempt();
+      status = this.#redis.status;
+    }
     if (status !== 'ready') {
       throw new RedisStreamUnavailableError(`redis is not connected (status ${status}); stream ${this.stream} not written`);
     }
