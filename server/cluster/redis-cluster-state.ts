@@ -24,6 +24,8 @@ import type {
  *   R conn:<connId>       hash    n=nodeId s=stage la=lastActiveAt r=record JSON
  *   R nodeconns:<nodeId>  set     connection ids held by a node
  *   R stage:<stage>       set     connection ids of a stage (listConnections)
+ *   R epoch               string  random id set by the first heartbeat on an empty registry
+ *   R synced              set     node ids that re-registered everything they hold in this epoch
  *   P cache:<key>         string  cacheSet/cacheGet, JSON, PX ttl (no hash tag: spread over slots)
  *   P inbox:<nodeId>      channel commands to a node and replies to its requests, msgpack
  *
@@ -50,6 +52,12 @@ import type {
  * restarted, or this node was declared dead) or a write failed, the node re-registers its local
  * copy and removes registrations it no longer holds. getConnection answers this node's own
  * connections from the local copy. cacheGet/cacheSet degrade to miss/no-op.
+ *
+ * Data loss (Redis restarted without persistence, FLUSHALL, failover to an empty replica): the
+ * heartbeat sees a different `epoch`. Until every node this node saw alive before has
+ * re-registered (joined `synced`), or nodeTtlMs has passed, a registry miss is not proof that a
+ * connection is gone: getConnection rejects ClusterUnavailableError (503) instead of answering
+ * undefined (410), so that no application drops a live connection because of a Redis restart.
  */
 export interface RedisClusterStateOptions {
   /** `redis://[user:pass@]host:port[/db]`, or with `cluster: true` a comma-separated list of seed nodes. */
@@ -83,17 +91,24 @@ const MAX_QUEUED_PER_CONNECTION = 1000;
 
 /** Every registry script gets KEYS[1] = R..'nodes' (routes it to the registry slot) and ARGV[1] = R. */
 const SCRIPTS = {
-  // ARGV: R, nodeId, session, ttlMs -> the session the key held before (nil if it had expired)
+  // ARGV: R, nodeId, session, ttlMs, epochIfNone -> {the session the key held before (nil if it
+  // had expired), the registry epoch}
   ghHeartbeat: `
 local hb = ARGV[1] .. 'hb:' .. ARGV[2]
 local prev = redis.call('GET', hb)
 redis.call('SET', hb, ARGV[3], 'PX', ARGV[4])
 redis.call('SADD', KEYS[1], ARGV[2])
-return prev`,
-  // ARGV: R, then (id, nodeId, stage, lastActiveAt, json)*
+local epoch = redis.call('GET', ARGV[1] .. 'epoch')
+if not epoch then
+  epoch = ARGV[5]
+  redis.call('SET', ARGV[1] .. 'epoch', epoch)
+end
+return {prev, epoch}`,
+  // ARGV: R, syncedNode ('' = none: else that node is marked re-registered), then (id, nodeId, stage, lastActiveAt, json)*
   ghRegister: `
 local R = ARGV[1]
-for i = 2, #ARGV, 5 do
+if ARGV[2] ~= '' then redis.call('SADD', R .. 'synced', ARGV[2]) end
+for i = 3, #ARGV, 5 do
   local id, node, stage = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local key = R .. 'conn:' .. id
   local old = redis.call('HMGET', key, 'n', 's')
@@ -156,18 +171,19 @@ for i = 2, #ARGV, 2 do
   if cur and tonumber(cur) < tonumber(ARGV[i + 1]) then redis.call('HSET', key, 'la', ARGV[i + 1]) end
 end
 return 1`,
-  // ARGV: R -> node ids in the nodes set without a heartbeat key
+  // ARGV: R -> {node ids in the nodes set without a heartbeat key, node ids with one}
   ghDeadNodes: `
-local out = {}
+local dead, live = {}, {}
 for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', ARGV[1] .. 'hb:' .. n) == 0 then out[#out + 1] = n end
+  if redis.call('EXISTS', ARGV[1] .. 'hb:' .. n) == 0 then dead[#dead + 1] = n else live[#live + 1] = n end
 end
-return out`,
+return {dead, live}`,
   // ARGV: R, nodeId, limit, force ('1': own deregistration) -> {removed, left}, {-1, -1} if alive
   ghPurge: `
 local R, node = ARGV[1], ARGV[2]
 local hb = R .. 'hb:' .. node
 if ARGV[4] ~= '1' and redis.call('EXISTS', hb) == 1 then return {-1, -1} end
+redis.call('SREM', R .. 'synced', node)
 local set = R .. 'nodeconns:' .. node
 local removed = 0
 for _, id in ipairs(redis.call('SPOP', set, tonumber(ARGV[3]))) do
@@ -250,6 +266,14 @@ export class RedisClusterState implements ClusterState {
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
   private handler: CommandHandler | undefined;
+  /** The registry epoch seen by the last heartbeat; a different one means Redis lost its data. */
+  private epoch: string | undefined;
+  /** Other nodes alive at the last sweep, plus those seen since (records read, commands received). */
+  private readonly knownAlive = new Set<string>();
+  /** False from losing Redis until the next heartbeat has checked the epoch: until then a miss is not authoritative. */
+  private epochChecked = false;
+  /** After a data loss: until when, and which nodes still have to re-register, misses are not authoritative. */
+  private rebuild: { until: number; waiting: Set<string> } | undefined;
 
   constructor(opts: RedisClusterStateOptions) {
     if (!opts.keyPrefix) throw new Error('RedisClusterState: keyPrefix is required');
@@ -315,7 +339,7 @@ export class RedisClusterState implements ClusterState {
       return;
     }
     try {
-      await this.script('ghRegister', registerArgs([copy]));
+      await this.script('ghRegister', ['', ...registerArgs([copy])]);
     } catch (err) {
       this.resyncNeeded = true;
       this.warn('register', { err: errText(err) }, 'registering a connection failed; will re-register');
@@ -346,8 +370,30 @@ export class RedisClusterState implements ClusterState {
     if (own) return { ...own };
     this.assertReady();
     const reply = await this.call(() => this.script('ghGet', [connectionId]));
-    if (!Array.isArray(reply)) return undefined;
-    return this.decodeRecord(reply[0], reply[1]);
+    if (Array.isArray(reply)) {
+      const rec = this.decodeRecord(reply[0], reply[1]);
+      if (rec && rec.nodeId !== this.nodeId) this.knownAlive.add(rec.nodeId);
+      return rec;
+    }
+    if (!(await this.registryComplete())) {
+      throw new ClusterUnavailableError('cluster state unavailable: the registry is being rebuilt after Redis lost its data');
+    }
+    return undefined;
+  }
+
+  /** False while a registry rebuild after a data loss is still under way (see the class comment). */
+  private async registryComplete(): Promise<boolean> {
+    if (!this.epochChecked) return false;
+    const r = this.rebuild;
+    if (!r) return true;
+    if (this.now() < r.until && r.waiting.size > 0) {
+      const synced = await this.call(() => this.requireMain().smembers(`${this.reg}synced`));
+      for (const n of synced) r.waiting.delete(n);
+    }
+    if (this.now() < r.until && r.waiting.size > 0) return false;
+    if (this.rebuild === r) this.rebuild = undefined;
+    this.log.info({ nodeId: this.nodeId, missing: [...r.waiting] }, 'registry rebuilt after data loss');
+    return true;
   }
 
   async listConnections(stage: string): Promise<ConnectionRecord[]> {
@@ -559,6 +605,7 @@ export class RedisClusterState implements ClusterState {
     const ready = this.isReady();
     if (ready === this.wasReady) return;
     this.wasReady = ready;
+    if (!ready) this.epochChecked = false;
     if (ready) {
       this.log.info({ nodeId: this.nodeId }, 'cluster state ready');
       for (const wake of this.readyWaiters.splice(0)) wake();
@@ -605,7 +652,20 @@ export class RedisClusterState implements ClusterState {
     if (this.closed) return;
     this.ensureSubscribed();
     if (!this.isReady()) return;
-    const prev = await this.script('ghHeartbeat', [this.nodeId, this.session, this.nodeTtlMs]);
+    // A fresh candidate each time: an epoch recreated after a data loss must differ from the lost one.
+    const hb = await this.script('ghHeartbeat', [this.nodeId, this.session, this.nodeTtlMs, randomBytes(8).toString('hex')]);
+    const [prev, epoch] = Array.isArray(hb) ? hb : [];
+    if (typeof epoch === 'string') {
+      if (this.epoch !== undefined && epoch !== this.epoch) {
+        // Redis lost the registry: the other nodes re-register on their next heartbeat.
+        const waiting = new Set([...(this.rebuild?.waiting ?? []), ...this.knownAlive]);
+        waiting.delete(this.nodeId);
+        this.rebuild = { until: this.now() + this.nodeTtlMs, waiting };
+        this.log.warn({ nodeId: this.nodeId, waitingFor: [...waiting] }, 'redis lost the registry; rebuilding it');
+      }
+      this.epoch = epoch;
+    }
+    this.epochChecked = true;
     if (typeof prev === 'string' && prev !== this.session) {
       // A previous process with this nodeId (fine once), or two live processes sharing one
       // nodeId (a misconfiguration: they keep taking the key from each other).
@@ -620,21 +680,23 @@ export class RedisClusterState implements ClusterState {
   private async resync(heartbeatWasMissing: boolean): Promise<void> {
     this.resyncNeeded = false;
     try {
+      const main = this.requireMain();
+      const remote = await main.smembers(`${this.reg}nodeconns:${this.nodeId}`);
+      const stale = remote.filter((id) => !this.local.has(id));
+      for (let i = 0; i < stale.length; i += BATCH) {
+        await this.script('ghUnregister', [this.nodeId, ...stale.slice(i, i + BATCH)]);
+      }
       const ids = [...this.local.keys()];
-      for (let i = 0; i < ids.length; i += BATCH) {
+      for (let i = 0; i === 0 || i < ids.length; i += BATCH) {
         // Read the records when the batch is sent: a later unregister is sent after it.
         const recs: ConnectionRecord[] = [];
         for (const id of ids.slice(i, i + BATCH)) {
           const rec = this.local.get(id);
           if (rec) recs.push(rec);
         }
-        if (recs.length > 0) await this.script('ghRegister', registerArgs(recs));
-      }
-      const main = this.requireMain();
-      const remote = await main.smembers(`${this.reg}nodeconns:${this.nodeId}`);
-      const stale = remote.filter((id) => !this.local.has(id));
-      for (let i = 0; i < stale.length; i += BATCH) {
-        await this.script('ghUnregister', [this.nodeId, ...stale.slice(i, i + BATCH)]);
+        // The last batch (atomically) marks this node as holding all it registered: see `rebuild`.
+        const last = i + BATCH >= ids.length;
+        if (recs.length > 0 || last) await this.script('ghRegister', [last ? this.nodeId : '', ...registerArgs(recs)]);
       }
       if ((heartbeatWasMissing && ids.length > 0) || stale.length > 0) {
         this.log.info({ nodeId: this.nodeId, registered: ids.length, removed: stale.length }, 'registrations resynced');
@@ -646,7 +708,14 @@ export class RedisClusterState implements ClusterState {
   }
 
   private async sweep(): Promise<void> {
-    const dead = await this.script('ghDeadNodes', []);
+    const reply = await this.script('ghDeadNodes', []);
+    if (!Array.isArray(reply)) return;
+    const [dead, live] = reply;
+    if (Array.isArray(live)) {
+      // The node set is authoritative: nodes that deregistered on close leave too.
+      this.knownAlive.clear();
+      for (const n of live) if (typeof n === 'string' && n !== this.nodeId) this.knownAlive.add(n);
+    }
     if (!Array.isArray(dead)) return;
     for (const node of dead) {
       if (typeof node !== 'string' || node === this.nodeId) continue;
@@ -739,6 +808,7 @@ export class RedisClusterState implements ClusterState {
       this.warn('decode', {}, 'malformed bus command dropped');
       return;
     }
+    if (decoded.f !== this.nodeId) this.knownAlive.add(decoded.f);
     this.enqueue({ t: 'c', i: decoded.i, f: decoded.f, s: decoded.s, c: cmd });
   }
 

@@ -25,6 +25,8 @@ export type HttpOutcome =
 export interface HttpIntegration {
   readonly type: string;
   invoke(call: HttpCall): Promise<HttpOutcome>;
+  /** MOCK: the fixed answer, so the gateway can reply without building a request. */
+  readonly fixed?: Extract<HttpOutcome, { kind: 'response' }>;
 }
 
 export interface HttpIntegrationDeps {
@@ -62,8 +64,8 @@ export function compileHttpIntegration(def: IntegrationDef, deps: HttpIntegratio
       const headers: Array<[string, string]> = Object.entries(def.response?.headers ?? {});
       if (!headers.some(([k]) => k.toLowerCase() === 'content-type')) headers.push(['Content-Type', 'application/json']);
       const body = Buffer.from(def.response?.body ?? '');
-      const outcome: HttpOutcome = { kind: 'response', status, headers, body };
-      return { type: 'MOCK', invoke: async () => outcome };
+      const outcome = { kind: 'response' as const, status, headers, body };
+      return { type: 'MOCK', invoke: async () => outcome, fixed: outcome };
     }
     case 'LAMBDA': {
       const loaded = deps.handlers.get(def.handler);

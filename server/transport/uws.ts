@@ -34,7 +34,8 @@ export interface HttpResponder {
   onAbort(cb: () => void): void;
   /** Read the whole body, failing with 'too_large' once more than maxBytes arrive (the socket is then closed). */
   readBody(maxBytes: number): Promise<Buffer | 'too_large' | 'aborted'>;
-  send(status: number, headers: Array<[string, string]> | Record<string, string>, body?: string | Uint8Array): void;
+  /** `head`: answer a HEAD request (headers and the body's length, no body). */
+  send(status: number, headers: Array<[string, string]> | Record<string, string>, body?: string | Uint8Array, head?: boolean): void;
   /** Close the TCP connection (request smuggling, unreadable input). */
   destroy(): void;
 }
@@ -246,8 +247,9 @@ class UwsUpgradeResponder implements UpgradeResponder {
     this.done = true;
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status));
-      this.res.writeHeader('Content-Type', 'application/json');
-      for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
+      const entries = Object.entries(headers).filter(([k]) => !/^(content-length|transfer-encoding|connection|date)$/i.test(k));
+      if (!entries.some(([k]) => k.toLowerCase() === 'content-type')) this.res.writeHeader('Content-Type', 'application/json');
+      for (const [k, v] of entries) this.res.writeHeader(k, v);
       this.res.end(body, true);
     });
   }
@@ -300,7 +302,7 @@ class UwsHttpResponder implements HttpResponder {
       });
     });
   }
-  send(status: number, headers: Array<[string, string]> | Record<string, string>, body?: string | Uint8Array): void {
+  send(status: number, headers: Array<[string, string]> | Record<string, string>, body?: string | Uint8Array, head = false): void {
     if (this.aborted || this.done) return;
     this.done = true;
     const pairs = Array.isArray(headers) ? headers : Object.entries(headers);
@@ -308,11 +310,14 @@ class UwsHttpResponder implements HttpResponder {
       this.res.writeStatus(statusLine(status));
       for (const [k, v] of pairs) {
         const lk = k.toLowerCase();
-        if (lk === 'content-length' || lk === 'transfer-encoding' || lk === 'connection') continue;
+        // Framing headers and Date are the server's own (uWS writes them).
+        if (lk === 'content-length' || lk === 'transfer-encoding' || lk === 'connection' || lk === 'date') continue;
         this.res.writeHeader(k, v);
       }
-      if (body === undefined || status === 204 || status === 304) this.res.endWithoutBody(0);
-      else this.res.end(body);
+      // RFC 9110: no Content-Length on 204/304; HEAD reports the length GET would send.
+      if (status === 204 || status === 304) this.res.endWithoutBody();
+      else if (head) this.res.endWithoutBody(body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
+      else this.res.end(body ?? '');
     });
   }
   destroy(): void {

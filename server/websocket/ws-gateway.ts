@@ -525,7 +525,19 @@ export class WsGateway {
   }
 }
 
-const HOP_BY_HOP = new Set(['connection', 'upgrade', 'sec-websocket-accept', 'sec-websocket-extensions', 'content-length', 'transfer-encoding', 'keep-alive']);
+/** Headers of a $connect integration's answer that never go into the 101 response. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'upgrade',
+  'sec-websocket-accept',
+  'sec-websocket-extensions',
+  'content-length',
+  'content-type',
+  'transfer-encoding',
+  'keep-alive',
+  'date',
+  'server',
+]);
 
 /** `/prod` or `/prod/` → `prod`; anything deeper is not a WebSocket endpoint. */
 function stageFromPath(url: string): string | undefined {

@@ -19,6 +19,7 @@ http:
   routes:
     "GET /items/{id}": { integration: { type: LAMBDA, handler: handlers/rest.echoEvent } }
     "GET /items/special": { integration: { type: MOCK, response: { statusCode: 200, body: '{"special":true}' } } }
+    "HEAD /items/special": { integration: { type: MOCK, response: { statusCode: 200, body: '{"special":true}' } } }
     "ANY /items/{id}": { integration: { type: MOCK, response: { statusCode: 200, body: '{"any":true}' } } }
     "GET /files/{proxy+}": { integration: { type: LAMBDA, handler: handlers/rest.echoEvent } }
     "ANY /files/{proxy+}": { integration: { type: MOCK, response: { statusCode: 202, body: '{"greedyAny":true}' } } }
@@ -87,6 +88,14 @@ describe('routing', () => {
       expect(await r.json()).toEqual({ message: 'Missing Authentication Token' });
       expect(r.headers.get('x-amzn-requestid')).toMatch(/^[0-9a-f-]{36}$/);
     }
+  });
+
+  it('answers HEAD with the GET length and no body, and never sends Date twice', async () => {
+    const head = await get('/prod/items/special', { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String('{"special":true}'.length));
+    expect(await head.text()).toBe('');
+    expect(head.headers.get('date')?.match(/GMT/g)).toHaveLength(1);
   });
 
   it('puts a request id header on every response', async () => {
