@@ -20,7 +20,7 @@ import { ConnectionsApi, type ManagementAuth, matchConnectionsPath } from './man
 import { ConnectionOperations } from './management/operations.ts';
 import { parseManagementKeys } from './management/sigv4.ts';
 import { GatewayMetrics } from './metrics.ts';
-import { type HttpResponder, type RawRequest, UwsTransport } from './transport/uws.ts';
+import { type HttpResponder, type RawRequest, UwsHttpListener, UwsTransport } from './transport/uws.ts';
 import type { Session } from './websocket/session.ts';
 import { connectAuthorizer } from './websocket/connect-auth.ts';
 import { compileStages } from './websocket/stage-runtime.ts';
@@ -32,6 +32,8 @@ export interface GatewayOptions {
   host?: string;
   nodeId?: string;
   redisUrl?: string;
+  /** Serve /metrics, /healthz and /readyz on this port only (default: on the main port). */
+  adminPort?: number;
   /** GATEHOUSE_MANAGEMENT_KEYS form: `AKID:secret,AKID2:secret2` */
   managementKeys?: string;
   managementToken?: string;
@@ -60,6 +62,7 @@ export class Gateway {
     readonly api: LoadedApi,
     readonly apiId: string,
     readonly port: number,
+    readonly adminPort: number,
     readonly host: string,
     readonly cluster: ClusterState,
     readonly ws: WsGateway,
@@ -168,8 +171,9 @@ export class Gateway {
     const management = resolveManagementAuth(def, opts);
     const connectionsApi = new ConnectionsApi(ops, management, new Set(stages.keys()), limits.maxPostBytes, log);
 
+    const adminSeparate = opts.adminPort !== undefined;
     const http = (req: RawRequest, res: HttpResponder) => {
-      routeHttp(req, res, { connectionsApi, metrics, cluster, log, rest }).catch((err: unknown) => {
+      routeHttp(req, res, { connectionsApi, metrics, cluster, log, rest, admin: !adminSeparate }).catch((err: unknown) => {
         log.error({ err, url: req.url }, 'unhandled error in HTTP handler');
         res.send(500, { 'Content-Type': 'application/json' }, '{"message":"Internal server error"}');
       });
@@ -201,7 +205,23 @@ export class Gateway {
       throw err;
     }
     portRef = port;
-    const gw = new Gateway(api, apiId, port, host, cluster, ws, ops, metrics, limits, management, transport, log, async () => {
+    let adminListener: UwsHttpListener | undefined;
+    let adminPort = port;
+    if (adminSeparate) {
+      adminListener = new UwsHttpListener((req, res) => {
+        if (!serveAdmin(req, res, metrics, cluster, log)) res.send(404, { 'Content-Type': 'application/json' }, '{"message":"Not Found"}');
+      });
+      try {
+        adminPort = await adminListener.listen(host, opts.adminPort!);
+      } catch (err) {
+        transport.closeAll();
+        await Promise.all([cluster.close(), backend.close()]);
+        streamRedis?.disconnect();
+        throw err;
+      }
+    }
+    const gw = new Gateway(api, apiId, port, adminPort, host, cluster, ws, ops, metrics, limits, management, transport, log, async () => {
+      adminListener?.close();
       await admission?.close();
       await backend.close();
       streamRedis?.disconnect();
@@ -283,6 +303,8 @@ function resolveManagementAuth(def: LoadedApi['definition'], opts: GatewayOption
 }
 
 interface HttpDeps {
+  /** Serve the admin endpoints here (no separate admin port). */
+  admin: boolean;
   rest: RestGateway | undefined;
   connectionsApi: ConnectionsApi;
   metrics: GatewayMetrics;
@@ -296,28 +318,38 @@ async function routeHttp(req: RawRequest, res: HttpResponder, d: HttpDeps): Prom
     await d.connectionsApi.handle(req, res, conn.stage, conn.connectionId);
     return;
   }
-  if (req.method === 'GET') {
-    switch (req.url) {
-      case '/healthz':
-        res.send(200, { 'Content-Type': 'application/json' }, '{"status":"ok"}');
-        return;
-      case '/readyz': {
-        const ready = d.cluster.isReady();
-        res.send(ready ? 200 : 503, { 'Content-Type': 'application/json' }, JSON.stringify({ status: ready ? 'ready' : 'not ready', cluster: d.cluster.kind }));
-        return;
-      }
-      case '/metrics': {
-        const m = await d.metrics.render();
-        res.send(200, { 'Content-Type': m.contentType }, m.body);
-        return;
-      }
-    }
-  }
+  if (d.admin && serveAdmin(req, res, d.metrics, d.cluster, d.log)) return;
   if (d.rest) {
     await d.rest.handle(req, res);
     return;
   }
   res.send(404, { 'Content-Type': 'application/json', 'x-amzn-ErrorType': 'NotFoundException' }, '{"message":"Not Found"}');
+}
+
+/** /healthz, /readyz and /metrics; false when the request is not one of them. */
+function serveAdmin(req: RawRequest, res: HttpResponder, metrics: GatewayMetrics, cluster: ClusterState, log: Logger): boolean {
+  if (req.method !== 'GET') return false;
+  switch (req.url) {
+    case '/healthz':
+      res.send(200, { 'Content-Type': 'application/json' }, '{"status":"ok"}');
+      return true;
+    case '/readyz': {
+      const ready = cluster.isReady();
+      res.send(ready ? 200 : 503, { 'Content-Type': 'application/json' }, JSON.stringify({ status: ready ? 'ready' : 'not ready', cluster: cluster.kind }));
+      return true;
+    }
+    case '/metrics':
+      metrics.render().then(
+        (m) => res.send(200, { 'Content-Type': m.contentType }, m.body),
+        (err: unknown) => {
+          log.error({ err }, 'metrics rendering failed');
+          res.send(500, { 'Content-Type': 'application/json' }, '{"message":"Internal server error"}');
+        },
+      );
+      return true;
+    default:
+      return false;
+  }
 }
 
 /** REST admission: the limiter's decision as a gateway response type. */

@@ -4,10 +4,10 @@ import { Gateway } from './app.ts';
 import { createLogger } from './log.ts';
 
 const USAGE = `Usage:
-  gatehouse serve <api-file> [--port N] [--host H] [--redis URL] [--node-id ID] [--dev-credentials]
+  gatehouse serve <api-file> [--port N] [--host H] [--redis URL] [--node-id ID] [--admin-port N] [--dev-credentials]
   gatehouse validate <api-file>
 
-Environment twins: PORT, HOST, REDIS_URL, NODE_ID, GATEHOUSE_MANAGEMENT_KEYS, GATEHOUSE_MANAGEMENT_TOKEN,
+Environment twins: PORT, HOST, REDIS_URL, NODE_ID, ADMIN_PORT, GATEHOUSE_MANAGEMENT_KEYS, GATEHOUSE_MANAGEMENT_TOKEN,
 GATEHOUSE_LOG_LEVEL. With --redis: GATEHOUSE_HEARTBEAT_MS (default 5000) and GATEHOUSE_NODE_TTL_MS
 (default 15000; a dead node's connections are purged this long after its last heartbeat).`;
 
@@ -54,6 +54,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`invalid port "${values.port ?? process.env.PORT}"\n`);
     return 2;
   }
+  const adminRaw = values['admin-port'] ?? process.env.ADMIN_PORT;
+  const adminPort = adminRaw === undefined ? undefined : Number(adminRaw);
+  if (adminPort !== undefined && (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535)) {
+    process.stderr.write(`invalid admin port "${adminRaw}"\n`);
+    return 2;
+  }
   const log = createLogger();
   let gw: Gateway;
   try {
@@ -63,6 +69,7 @@ export async function main(argv: string[]): Promise<number> {
       host: values.host ?? process.env.HOST ?? '0.0.0.0',
       ...optional('nodeId', values['node-id'] ?? process.env.NODE_ID),
       ...optional('redisUrl', values.redis ?? process.env.REDIS_URL),
+      ...(adminPort === undefined ? {} : { adminPort }),
       devCredentials: values['dev-credentials'] ?? false,
       logger: log,
     });
@@ -80,7 +87,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const s of Object.keys(gw.api.definition.stages)) lines.push(`  HTTP       http://127.0.0.1:${gw.port}/${s}/`);
   }
   lines.push(`  @connections  http://127.0.0.1:${gw.port}/{stage}/@connections/{connectionId}`);
-  lines.push(`  metrics  http://127.0.0.1:${gw.port}/metrics   health  /healthz  /readyz`);
+  lines.push(`  metrics  http://127.0.0.1:${gw.adminPort}/metrics   health  /healthz  /readyz`);
   if (gw.management.generated) {
     const [id, secret] = [...gw.management.keys][0] ?? ['', ''];
     lines.push('  development management credentials (AWS SigV4, any region; set GATEHOUSE_MANAGEMENT_KEYS to choose your own):');
@@ -118,6 +125,7 @@ function parse(argv: string[]) {
       host: { type: 'string' },
       redis: { type: 'string' },
       'node-id': { type: 'string' },
+      'admin-port': { type: 'string' },
       'dev-credentials': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },

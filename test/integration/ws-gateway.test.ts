@@ -351,6 +351,21 @@ describe('metrics', () => {
     expect(text).toMatch(/IntegrationLatency_bucket\{[^}]*route="echo",le="1"\} \d+/);
   });
 
+  it('serves the admin endpoints only on the admin port when one is given', async () => {
+    const g2 = await startGateway(API, { adminPort: 0 });
+    try {
+      expect(g2.gw.adminPort).not.toBe(g2.port);
+      const admin = (p: string) => fetch(`http://127.0.0.1:${g2.gw.adminPort}${p}`);
+      expect((await admin('/metrics')).status).toBe(200);
+      expect((await admin('/healthz')).status).toBe(200);
+      expect((await admin('/readyz')).status).toBe(200);
+      expect((await admin('/test/@connections/x')).status).toBe(404);
+      expect((await fetch(g2.httpUrl('/metrics'))).status).toBe(404);
+    } finally {
+      await g2.stop();
+    }
+  });
+
   it('answers /healthz and /readyz', async () => {
     expect((await fetch(g.httpUrl('/healthz'))).status).toBe(200);
     const r = await fetch(g.httpUrl('/readyz'));
