@@ -183,7 +183,8 @@ return {dead, live}`,
 local R, node = ARGV[1], ARGV[2]
 local hb = R .. 'hb:' .. node
 if ARGV[4] ~= '1' and redis.call('EXISTS', hb) == 1 then return {-1, -1} end
-redis.call('SREM', R .. 'synced', node)
+-- A node leaving on close stays in 'synced': a rebuild may still be waiting to see it there.
+if ARGV[4] ~= '1' then redis.call('SREM', R .. 'synced', node) end
 local set = R .. 'nodeconns:' .. node
 local removed = 0
 for _, id in ipairs(redis.call('SPOP', set, tonumber(ARGV[3]))) do

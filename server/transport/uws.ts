@@ -235,9 +235,12 @@ class UwsUpgradeResponder implements UpgradeResponder {
     if (this.aborted || this.done) return false;
     this.done = true;
     this.res.cork(() => {
-      // The status must be written before any header, or uWS writes "200 OK" for us.
-      this.res.writeStatus('101 Switching Protocols');
-      for (const [k, v] of Object.entries(extraHeaders)) this.res.writeHeader(k, v);
+      const extra = Object.entries(extraHeaders);
+      if (extra.length > 0) {
+        // The status must be written before any header, or uWS writes "200 OK" for us.
+        this.res.writeStatus('101 Switching Protocols');
+        for (const [k, v] of extra) this.res.writeHeader(k, v);
+      }
       this.res.upgrade(userData, this.key, protocol, this.extensions, this.context);
     });
     return true;
