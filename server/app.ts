@@ -132,6 +132,7 @@ export class Gateway {
     const apiKeySource = def.apiKeySource ?? 'HEADER';
     const admission = Admission.create({ def, apiId, metrics, log, redis: opts.redisUrl ? rateLimitRedis(opts.redisUrl, def.name, nodeId, log) : undefined });
     ws.admission = admission;
+    ws.accessLog = accessLog(log);
     ws.apiKeySource = apiKeySource;
 
     let rest: RestGateway | undefined;
@@ -153,6 +154,7 @@ export class Gateway {
         restStages.set(name, { variables: s.variables && Object.keys(s.variables).length ? s.variables : undefined, routes });
       }
       rest = new RestGateway({
+        accessLog: accessLog(log),
         admission: admission ? restAdmission(admission, apiKeySource) : undefined,
         apiKeySource,
         mode,
@@ -324,6 +326,13 @@ async function routeHttp(req: RawRequest, res: HttpResponder, d: HttpDeps): Prom
     return;
   }
   res.send(404, { 'Content-Type': 'application/json', 'x-amzn-ErrorType': 'NotFoundException' }, '{"message":"Not Found"}');
+}
+
+/** GATEHOUSE_ACCESS_LOG=1: one JSON line per REST request on stderr, `$context`-style fields. */
+function accessLog(log: Logger): ((record: Record<string, unknown>) => void) | undefined {
+  if (process.env.GATEHOUSE_ACCESS_LOG !== '1') return undefined;
+  const access = log.child({ log: 'access' });
+  return (record) => access.info(record, 'access');
 }
 
 /** /healthz, /readyz and /metrics; false when the request is not one of them. */

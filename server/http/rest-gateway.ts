@@ -46,6 +46,8 @@ export interface RestGatewayOptions {
   limits: Limits;
   log: Logger;
   admission?: AdmissionCheck | undefined;
+  /** Structured access log (`$context`-style fields), one record per request; off when undefined. */
+  accessLog?: ((record: Record<string, unknown>) => void) | undefined;
   /** HEADER: limits apply before the authorizer; AUTHORIZER: after (the key comes from it). */
   apiKeySource?: 'HEADER' | 'AUTHORIZER' | undefined;
 }
@@ -92,7 +94,22 @@ export class RestGateway {
       }
       const all = headers.concat(idHeaders, corsHeaders);
       res.send(status, all, body, raw.method === 'HEAD');
+      if (o.accessLog) {
+        o.accessLog({
+          requestId,
+          ip: raw.remoteAddress,
+          requestTime: clfTime(started),
+          httpMethod: raw.method,
+          path: raw.url,
+          routeKey: routeKeyForLog,
+          status,
+          protocol: 'HTTP/1.1',
+          responseLength: body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length,
+          responseLatency: Date.now() - started,
+        });
+      }
     };
+    let routeKeyForLog = '-';
     const fail = (type: GatewayResponseType, message: string | null, extra: Array<[string, string]> = [], status?: number, body?: string) => {
       const r = o.responses.render(type, { message, requestId });
       finish(status ?? r.status, r.headers.concat(extra), body ?? r.body);
@@ -127,6 +144,7 @@ export class RestGateway {
       return;
     }
     const route = match.route;
+    routeKeyForLog = match.routeKey;
     stats = this.statsFor(stageName, match.routeKey);
 
     // A MOCK route with nothing to check answers at once: no body read, no request object.

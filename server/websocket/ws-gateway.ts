@@ -95,6 +95,8 @@ export class WsGateway {
   /** The throttling stage (undefined when the API configures no limits). */
   admission: Admission | undefined;
   apiKeySource: 'HEADER' | 'AUTHORIZER' = 'HEADER';
+  /** Structured access log for connects and disconnects (GATEHOUSE_ACCESS_LOG=1). */
+  accessLog: ((record: Record<string, unknown>) => void) | undefined;
 
   constructor(
     private readonly stages: ReadonlyMap<string, StageRuntime>,
@@ -244,6 +246,7 @@ export class WsGateway {
     }
     this.sessions.set(s.connectionId, s);
     this.metrics.connections++;
+    this.accessLog?.({ eventType: 'CONNECT', connectionId: s.connectionId, ip: s.sourceIp, stage: s.stage.name, status: 101, connectedAt: s.connectedAt });
     this.cluster.registerConnection(this.record(s)).catch((err: unknown) => {
       this.log.warn({ err, connectionId: s.connectionId }, 'could not register connection in cluster state');
     });
@@ -422,6 +425,7 @@ export class WsGateway {
     } else if (code === CLOSE.NO_STATUS) {
       dreason = 'Client-side close frame status not set';
     }
+    this.accessLog?.({ eventType: 'DISCONNECT', connectionId: s.connectionId, ip: s.sourceIp, stage: s.stage.name, disconnectStatusCode: dcode, disconnectReason: dreason });
     this.fireDisconnect(s, dcode, dreason);
   }
 
