@@ -131,7 +131,7 @@ export class Gateway {
     if (authorizers.size > 0) ws.authorizeConnect = connectAuthorizer(authorizers, arnBase);
     const apiKeySource = def.apiKeySource ?? 'HEADER';
     const admission = Admission.create({ def, apiId, metrics, log, redis: opts.redisUrl ? rateLimitRedis(opts.redisUrl, def.name, nodeId, log) : undefined });
-    ws.admission = admission;
+    ws.setAdmission(admission);
     ws.accessLog = accessLog(log);
     ws.apiKeySource = apiKeySource;
 

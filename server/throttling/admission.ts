@@ -4,6 +4,7 @@ import type { Logger } from '../log.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import { LocalRateLimitStore, RedisRateLimitStore, type RateLimitStore } from './distributed.ts';
 import { RequestLimiter, type ThrottleDecision, type ThrottlingConfig } from './limiter.ts';
+import { MessageThrottle } from './message-throttle.ts';
 
 /**
  * The throttling stage of the shared pipeline: one RequestLimiter for WebSocket messages,
@@ -72,6 +73,22 @@ export class Admission {
   check(stage: string, routeKey: string, apiKey: string | undefined, connectionId: string | undefined, clientIp: string | undefined, apiKeyRequired: boolean): ThrottleDecision {
     const d = this.limiter.check(stage, routeKey, apiKey, connectionId, clientIp, apiKeyRequired);
     return d.ok ? d : this.counted(stage, d);
+  }
+
+  /**
+   * The lookup-free message path for (stage, route), in memory mode; undefined in Redis mode
+   * (buckets shared through leases) — the caller then uses `check`.
+   */
+  messageThrottle(stage: string, routeKey: string): MessageThrottle | undefined {
+    if (!(this.store instanceof LocalRateLimitStore)) return undefined;
+    const store = this.store;
+    const b = this.limiter.messageBuckets(stage, routeKey);
+    return new MessageThrottle(store.clock, (key, rate, burst) => store.pin(key, rate, burst), b.route, b.account, b.perConnection);
+  }
+
+  /** Count a refusal decided outside `check` (the message fast path). */
+  refused(stage: string, level: string): void {
+    this.metrics.throttled(this.apiId, stage, level);
   }
 
   forgetConnection(connectionId: string): void {

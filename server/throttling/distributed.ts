@@ -3,7 +3,7 @@ import { type QuotaPeriod, QuotaCounter } from './quota.ts';
 import { deadline, MalformedReplyError, parsePair, RedisLink } from './redis-link.ts';
 import { QUOTA_OK, type QuotaDecision, RedisQuotaReserver } from './redis-quota.ts';
 import { IncrementalSweeper } from './sweep.ts';
-import { retryAfterMs, TokenBucketTable } from './token-bucket.ts';
+import { type Bucket, retryAfterMs, TokenBucketTable } from './token-bucket.ts';
 
 /*
  * Cluster-wide throttling: design and accuracy
@@ -111,6 +111,16 @@ export class LocalRateLimitStore implements RateLimitStore {
 
   now(): number {
     return this.buckets.clock();
+  }
+
+  /** See TokenBucketTable.pin: the bucket object of `key`, for lookup-free takes. */
+  pin(key: string, rate: number, burst: number): Bucket {
+    return this.buckets.pin(key, rate, burst);
+  }
+
+  /** The store's clock function (monotonic ms), for callers that take from pinned buckets. */
+  get clock(): () => number {
+    return this.buckets.clock;
   }
 
   refund(key: string, cost = 1): void {

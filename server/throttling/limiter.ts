@@ -100,7 +100,7 @@ export class ThrottleConfigError extends Error {
   }
 }
 
-class CompiledBucket {
+export class CompiledBucket {
   constructor(
     readonly key: string,
     readonly rate: number,
@@ -284,6 +284,15 @@ export class RequestLimiter {
       }
     }
     return ALLOWED;
+  }
+
+  /**
+   * The buckets a message without an API key passes through on (stage, route), for the
+   * message fast path: the route's (or stage default's) bucket, the API-level bucket, and the
+   * per-connection limit. Undefined when API keys or per-IP limits make the general path needed.
+   */
+  messageBuckets(stage: string, routeKey: string): { route: CompiledBucket | undefined; account: CompiledBucket | undefined; perConnection: ThrottleLimit | undefined } {
+    return { route: this.stageBucket(stage, routeKey), account: this.account, perConnection: this.perConnection };
   }
 
   /** Drop the per-connection bucket of a closed connection (also reclaimed lazily when full). */

@@ -33,13 +33,31 @@ const DEFAULT_IDLE_MS = 10_000;
 /** Float slack so that ten refills of 0.1 token make one token. */
 const EPSILON = 1e-9;
 
-class Bucket {
+export class Bucket {
+  /** Pinned buckets are held by a caller (the message fast path) and never reclaimed. */
+  pinned = false;
   constructor(
     public tokens: number,
     public last: number,
     public rate: number,
     public burst: number,
   ) {}
+}
+
+/** Refill `b` to `now` and take `cost` tokens: 0 when admitted, else the ms until they accrue. */
+export function takeFrom(b: Bucket, rate: number, burst: number, cost: number, now: number): number {
+  const elapsed = now - b.last;
+  // A clock that went backwards (or a same-ms call) adds nothing; min() also applies a lowered burst.
+  const t = elapsed > 0 ? b.tokens + (elapsed * rate) / 1000 : b.tokens;
+  b.tokens = Math.min(t, burst);
+  if (elapsed > 0) b.last = now;
+  b.rate = rate;
+  b.burst = burst;
+  if (b.tokens + EPSILON >= cost) {
+    b.tokens -= cost;
+    return 0;
+  }
+  return cost > burst ? MAX_RETRY_MS : retryAfterMs(cost - b.tokens, rate);
 }
 
 /** Milliseconds until `deficit` tokens have accrued at `rate` tokens/s; at least 1. */
@@ -63,7 +81,7 @@ export class TokenBucketTable {
     this.clock = opts.now ?? defaultNow;
     this.maxKeys = Math.max(1, opts.maxKeys ?? DEFAULT_MAX_KEYS);
     const idleMs = opts.idleMs ?? DEFAULT_IDLE_MS;
-    this.sweeper = new IncrementalSweeper(this.map, (b, now) => now - b.last >= idleMs && isFull(b, now));
+    this.sweeper = new IncrementalSweeper(this.map, (b, now) => !b.pinned && now - b.last >= idleMs && isFull(b, now));
   }
 
   get size(): number {
@@ -87,20 +105,23 @@ export class TokenBucketTable {
       if (this.map.size >= this.maxKeys) this.sweeper.makeRoom(this.maxKeys, now);
       b = new Bucket(burst, now, rate, burst);
       this.map.set(key, b);
-    } else {
-      const elapsed = now - b.last;
-      // A clock that went backwards (or a same-ms call) adds nothing; min() also applies a lowered burst.
-      const t = elapsed > 0 ? b.tokens + (elapsed * rate) / 1000 : b.tokens;
-      b.tokens = Math.min(t, burst);
-      if (elapsed > 0) b.last = now;
-      b.rate = rate;
-      b.burst = burst;
     }
-    if (b.tokens + EPSILON >= cost) {
-      b.tokens -= cost;
-      return 0;
+    return takeFrom(b, rate, burst, cost, now);
+  }
+
+  /**
+   * The bucket object of `key`, created full if needed and never reclaimed afterwards: a caller
+   * that holds it can take tokens with `takeFrom` without a lookup, sharing state with every
+   * `tryTake` on the same key.
+   */
+  pin(key: string, rate: number, burst: number): Bucket {
+    let b = this.map.get(key);
+    if (b === undefined) {
+      b = new Bucket(burst, this.clock(), rate, burst);
+      this.map.set(key, b);
     }
-    return cost > burst ? MAX_RETRY_MS : retryAfterMs(cost - b.tokens, rate);
+    b.pinned = true;
+    return b;
   }
 
   /** Give back tokens taken by a request that another limit then refused. */

@@ -14,6 +14,9 @@ export class Session {
   closed = false;
   /** The client has sent binary (msgpack) frames. */
   binary = false;
+  /** Per-connection token bucket (clientLimits.perConnection), kept here: no map lookup per message. */
+  bucketTokens = Number.NaN;
+  bucketLast = 0;
   constructor(
     readonly connectionId: string,
     readonly stage: StageRuntime,

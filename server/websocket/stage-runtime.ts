@@ -1,6 +1,7 @@
 import type { ApiDefinition, WsRouteDef } from '../api/types.ts';
 import type { CompiledIntegration, IntegrationDeps } from '../integrations/integration.ts';
 import { compileIntegration } from '../integrations/integration.ts';
+import type { MessageThrottle } from '../throttling/message-throttle.ts';
 import { toMsgpackReply } from './frames.ts';
 import type { GatewayMetrics, RouteStats } from '../metrics.ts';
 import type { SelectionExpression } from './selection-expression.ts';
@@ -14,6 +15,8 @@ export interface StageRoute {
   readonly stats: RouteStats;
   /** Two-way MOCK routes: the reply encoded once, as text and as msgpack. */
   readonly mockReply: { text: Buffer; packed: Uint8Array } | undefined;
+  /** The message-path throttle of this route (memory mode), attached when admission is built. */
+  throttle: MessageThrottle | undefined;
 }
 
 /** Everything about one stage of the WebSocket API, compiled once at start-up. */
@@ -49,7 +52,8 @@ export function compileStages(
       const body = integration?.fixed?.body;
       routes.set(
         routeKey,
-        Object.freeze({
+        Object.seal({
+          throttle: undefined,
           routeKey,
           def,
           integration,

@@ -92,8 +92,17 @@ export class WsGateway {
   private socket: SocketOps | undefined;
   private draining = false;
   authorizeConnect: ConnectAuthorizer | undefined;
-  /** The throttling stage (undefined when the API configures no limits). */
+  /** The throttling stage (undefined when the API configures no limits); see `setAdmission`. */
   admission: Admission | undefined;
+
+  /** Install the throttling stage and resolve each route's message-path buckets once. */
+  setAdmission(admission: Admission | undefined): void {
+    this.admission = admission;
+    if (!admission) return;
+    for (const stage of this.stages.values()) {
+      for (const route of stage.routes.values()) route.throttle = admission.messageThrottle(stage.name, route.routeKey);
+    }
+  }
   apiKeySource: 'HEADER' | 'AUTHORIZER' = 'HEADER';
   /** Structured access log for connects and disconnects (GATEHOUSE_ACCESS_LOG=1). */
   accessLog: ((record: Record<string, unknown>) => void) | undefined;
@@ -313,12 +322,23 @@ export class WsGateway {
       return;
     }
     if (this.admission) {
-      const d = this.admission.check(stage.name, route.routeKey, s.apiKey, s.connectionId, undefined, s.apiKey !== undefined);
-      if (!d.ok) {
-        // Over a limit: an error frame, and the connection stays open (PRODUCT section 6).
-        route.stats.Throttled++;
-        this.sendError(s, d.status === 403 ? ERR.FORBIDDEN : d.message, nextId());
-        return;
+      // Over a limit: an error frame, and the connection stays open (PRODUCT section 6).
+      const t = route.throttle;
+      if (t !== undefined && s.apiKey === undefined) {
+        const r = t.check(s);
+        if (!r.ok) {
+          route.stats.Throttled++;
+          this.admission.refused(stage.name, r.level);
+          this.sendError(s, ERR.THROTTLED, nextId());
+          return;
+        }
+      } else {
+        const d = this.admission.check(stage.name, route.routeKey, s.apiKey, s.connectionId, undefined, s.apiKey !== undefined);
+        if (!d.ok) {
+          route.stats.Throttled++;
+          this.sendError(s, d.status === 403 ? ERR.FORBIDDEN : d.message, nextId());
+          return;
+        }
       }
     }
     const mock = route.mockReply;
