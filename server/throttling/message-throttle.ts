@@ -54,7 +54,7 @@ export class MessageThrottle {
     const pc = this.perConnection;
     if (pc !== undefined) {
       let tokens = conn.bucketTokens;
-      if (tokens !== tokens) tokens = pc.burstLimit; // NaN: the connection's first message
+      if (Number.isNaN(tokens)) tokens = pc.burstLimit; // the connection's first message
       else {
         const elapsed = now - conn.bucketLast;
         if (elapsed > 0) tokens = Math.min(pc.burstLimit, tokens + (elapsed * pc.rateLimit) / 1000);
