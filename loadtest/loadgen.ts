@@ -7,16 +7,21 @@
 //
 // Idle mode: opens K connections, holds them, reports when all are open.
 //
+// Connect mode: upgrade storm (lib/connect-storm.ts): connect, upgrade, wait for the 101
+// status line, close; `--concurrency` attempts in flight; reports accepted upgrades/s.
+//
 // Output: one JSON object per line on stdout ({"type": ...}); diagnostics on stderr.
 //
 //   node --import tsx loadtest/loadgen.ts --port 9001 --connections 100 --inflight 10 \
 //        --action mock --bytes 64 --warmup 3 --duration 10
 //   node --import tsx loadtest/loadgen.ts --mode idle --port 9001 --connections 19000
+//   node --import tsx loadtest/loadgen.ts --mode connect --port 9001 --count 20000 --concurrency 200 --human
 
 import { connect, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 import { Flags } from "./lib/args.ts";
+import { runConnectStorm } from "./lib/connect-storm.ts";
 import { Histogram, type HistogramJson } from "./lib/histogram.ts";
 import { benchPayload } from "./lib/payloads.ts";
 import { fdBudget } from "./lib/proc.ts";
@@ -534,6 +539,36 @@ function main(): void {
     indexBase: f.number("index-base", 0),
   };
   const mode = f.string("mode", "throughput");
+  if (mode === "connect") {
+    const close = f.string("close", "fin");
+    if (close !== "fin" && close !== "rst") throw new Error(`--close expects fin or rst, got ${close}`);
+    runConnectStorm(
+      {
+        ...target,
+        tokens: f.list("tokens", []),
+        warmup: f.number("warmup-count", 2000),
+        count: f.number("count", 20_000),
+        concurrency: f.number("concurrency", 200),
+        close,
+        timeoutMs: f.number("timeout-ms", 10_000),
+      },
+      emit,
+    ).then(
+      (result) => {
+        if (f.bool("human")) {
+          process.stderr.write(
+            `${result.rate.toFixed(0)} accepted/s  (${result.accepted}/${result.attempted} accepted, ${result.rejected} rejected, ${result.errors} errors, ${result.timeouts} timeouts)  p50 ${(result.p50us / 1000).toFixed(2)} ms  p99 ${(result.p99us / 1000).toFixed(2)} ms  loadgen cpu ${(result.loadgenCpu * 100).toFixed(0)}%\n`,
+          );
+        }
+        process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
+      },
+      (err: unknown) => {
+        process.stderr.write(`loadgen: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(1);
+      },
+    );
+    return;
+  }
   if (mode === "idle") {
     runIdle({
       ...target,

@@ -30,8 +30,66 @@ export interface SpawnPinnedOptions {
   logFile?: string;
 }
 
+/**
+ * Every child spawned through spawnPinned that has not exited yet. run.ts kills them on
+ * SIGINT/SIGTERM, on a scenario timeout and at exit, so an interrupted run leaves nothing behind.
+ */
+const liveChildren = new Set<ChildProcess>();
+
+function track(child: ChildProcess): ChildProcess {
+  if (child.pid === undefined) return child;
+  liveChildren.add(child);
+  child.once("exit", () => liveChildren.delete(child));
+  child.once("error", () => liveChildren.delete(child));
+  return child;
+}
+
+/** Children started by this process that are still running. */
+export function liveChildCount(): number {
+  return liveChildren.size;
+}
+
+/**
+ * Stops every child we started and is still running (and their descendants): SIGTERM,
+ * then SIGKILL after `graceMs`. Safe to call more than once.
+ */
+export async function killAllChildren(graceMs = 2000): Promise<void> {
+  const children = [...liveChildren];
+  const family = children.flatMap((c) => (c.pid === undefined ? [] : descendantsOf(c.pid)));
+  for (const c of children) c.kill("SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && children.some((c) => c.exitCode === null && c.signalCode === null)) {
+    await sleep(50);
+  }
+  killAllChildrenNow(family);
+}
+
+/** Synchronous last resort (process "exit" handler): SIGKILL every live child and the given pids. */
+export function killAllChildrenNow(extraPids: readonly number[] = []): void {
+  for (const c of liveChildren) {
+    if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  }
+  for (const pid of extraPids) {
+    if (isAlive(pid)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+let spawnsBlocked = "";
+
+/** From now on spawnPinned throws: a timed-out or interrupted scenario must not start anything new. */
+export function blockSpawns(reason: string): void {
+  spawnsBlocked = reason;
+}
+
 /** Spawns `cmd args` under `taskset -c <cpus>` (exec'd, so the pid is the command's own). */
 export function spawnPinned(cmd: string, args: readonly string[], opts: SpawnPinnedOptions): ChildProcess {
+  if (spawnsBlocked !== "") throw new Error(`not starting ${cmd}: ${spawnsBlocked}`);
   const pin = opts.cpus !== "" && hasTaskset();
   const file = pin ? "taskset" : cmd;
   const argv = pin ? ["-c", opts.cpus, cmd, ...args] : [...args];
@@ -39,16 +97,28 @@ export function spawnPinned(cmd: string, args: readonly string[], opts: SpawnPin
   if (opts.logFile !== undefined) {
     const fd = openSync(opts.logFile, "a");
     try {
-      return spawn(file, argv, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: [stdin, fd, fd] });
+      return track(spawn(file, argv, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: [stdin, fd, fd] }));
     } finally {
       closeSync(fd);
     }
   }
-  return spawn(file, argv, {
-    cwd: opts.cwd,
-    env: opts.env ?? process.env,
-    stdio: [stdin, "pipe", "pipe"],
-  });
+  return track(
+    spawn(file, argv, {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      stdio: [stdin, "pipe", "pipe"],
+    }),
+  );
+}
+
+/** The command line spawnPinned runs, as a shell-pasteable string (for "reproduce" notes). */
+export function pinnedCommandLine(cmd: string, args: readonly string[], cpus: string): string {
+  const argv = cpus !== "" && hasTaskset() ? ["taskset", "-c", cpus, cmd, ...args] : [cmd, ...args];
+  return argv.map(shellQuote).join(" ");
+}
+
+export function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_\-./:=,@%+]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`;
 }
 
 /** Node + tsx command line for running one of our TypeScript entry points. */

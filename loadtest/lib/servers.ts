@@ -4,10 +4,24 @@ import { existsSync } from "node:fs";
 import { request } from "node:http";
 import { Socket } from "node:net";
 import { join } from "node:path";
-import { ChildLines, freePort, sleep, spawnPinned, stopProcessTree, tsNodeArgs } from "./proc.ts";
+import { ChildLines, freePort, pinnedCommandLine, sleep, spawnPinned, stopProcessTree, tsNodeArgs } from "./proc.ts";
 import { buildUpgradeRequest, checkUpgradeResponse, makeHandshakeKey } from "./ws-frames.ts";
 
 export type ServerKind = "raw-uws" | "ws" | "gateway";
+
+/** Options for one gateway start (all optional; the defaults are the `ws` scenario's). */
+export interface StartOptions {
+  /** API definition (relative to the root, or absolute) instead of env.gatewayApi. */
+  gatewayApi?: string;
+  /** Extra gateway arguments, after env.gatewayArgs (e.g. `--redis URL`). */
+  extraArgs?: readonly string[];
+  /** Extra environment variables for the server. */
+  env?: Record<string, string>;
+  /** Gateway `--node-id` (default `bench`). */
+  nodeId?: string;
+  /** CPU list instead of env.cpus. */
+  cpus?: string;
+}
 
 export interface ServerEnv {
   /** Repository root (cwd for every child). */
@@ -26,13 +40,16 @@ export interface ServerEnv {
 }
 
 export interface RunningServer {
-  kind: ServerKind;
+  /** A ServerKind, or the name given to startCustomServer. */
+  kind: string;
   pid: number;
   port: number;
   /** WebSocket path (the stage). */
   path: string;
   lines: ChildLines;
   logFile: string | null;
+  /** The command line that started it (taskset included), for "reproduce" notes. */
+  command: string;
   stop(): Promise<void>;
 }
 
@@ -49,7 +66,7 @@ export async function startServer(
   kind: ServerKind,
   env: ServerEnv,
   tag: string,
-  opts: { gatewayApi?: string } = {},
+  opts: StartOptions = {},
 ): Promise<RunningServer> {
   const port = await freePort();
   let cmdArgs: string[];
@@ -71,18 +88,22 @@ export async function startServer(
         "--port",
         String(port),
         "--node-id",
-        "bench",
+        opts.nodeId ?? "bench",
         ...env.gatewayArgs,
+        ...(opts.extraArgs ?? []),
       ];
       // The gateway may log per request: keep its output off our pipes.
       logFile = join(env.logDir, `gateway-${tag}.log`);
       useHealthz = true;
       break;
   }
+  const cpus = opts.cpus ?? env.cpus;
+  const childEnv = opts.env === undefined ? undefined : { ...process.env, ...opts.env };
   const child = spawnPinned(process.execPath, cmdArgs, {
-    cpus: env.cpus,
+    cpus,
     cwd: env.root,
     ...(logFile !== null ? { logFile } : {}),
+    ...(childEnv !== undefined ? { env: childEnv } : {}),
   });
   const lines = new ChildLines(child);
   const pid = child.pid;
@@ -94,10 +115,11 @@ export async function startServer(
     path: BENCH_STAGE_PATH,
     lines,
     logFile,
+    command: pinnedCommandLine("node", cmdArgs, cpus),
     stop: () => stopProcessTree(lines),
   };
   try {
-    await waitReady(server, useHealthz, env.readyTimeoutMs);
+    await waitReady(server, useHealthz ? "healthz" : "upgrade", env.readyTimeoutMs);
   } catch (err) {
     await server.stop();
     throw err;
@@ -105,24 +127,97 @@ export async function startServer(
   return server;
 }
 
-async function waitReady(server: RunningServer, useHealthz: boolean, timeoutMs: number): Promise<void> {
+/** Any other server: a pinned command, ready when `ready` passes. */
+export interface CustomServerSpec {
+  /** Label for errors and the log file name. */
+  name: string;
+  /** Executable (process.execPath for node) and its arguments; `{port}` is replaced by the port. */
+  cmd: string;
+  args: readonly string[];
+  cpus: string;
+  /** Port to use (default: a free one). */
+  port?: number;
+  /** "http:/path" = GET answers 200; "upgrade" = WebSocket upgrade on /bench; "tcp" = connect works. */
+  ready: `http:${string}` | "upgrade" | "tcp";
+  env?: Record<string, string>;
+  /** Send output to a log file in env.logDir (default: keep it on pipes, last lines kept). */
+  logToFile?: boolean;
+}
+
+export async function startCustomServer(spec: CustomServerSpec, env: ServerEnv): Promise<RunningServer> {
+  const port = spec.port ?? (await freePort());
+  const args = spec.args.map((a) => a.replaceAll("{port}", String(port)));
+  const logFile = spec.logToFile ? join(env.logDir, `${spec.name}-${port}.log`) : null;
+  const child = spawnPinned(spec.cmd, args, {
+    cpus: spec.cpus,
+    cwd: env.root,
+    ...(logFile !== null ? { logFile } : {}),
+    ...(spec.env !== undefined ? { env: { ...process.env, ...spec.env } } : {}),
+  });
+  const lines = new ChildLines(child);
+  if (child.pid === undefined) throw new Error(`failed to spawn ${spec.name}`);
+  const server: RunningServer = {
+    kind: spec.name,
+    pid: child.pid,
+    port,
+    path: BENCH_STAGE_PATH,
+    lines,
+    logFile,
+    command: pinnedCommandLine(spec.cmd === process.execPath ? "node" : spec.cmd, args, spec.cpus),
+    stop: () => stopProcessTree(lines),
+  };
+  try {
+    await waitReady(server, spec.ready, env.readyTimeoutMs);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return server;
+}
+
+async function waitReady(server: RunningServer, how: CustomServerSpec["ready"] | "healthz", timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "";
   while (Date.now() < deadline) {
     if (server.lines.exited) {
       throw new Error(`${server.kind} exited with code ${server.lines.exitCode} before becoming ready${describeLog(server)}`);
     }
-    if (useHealthz) {
-      const status = await httpStatus(server.port, "/healthz", 1000);
+    if (how === "tcp") {
+      if (await tcpConnects(server.port, 1000)) return;
+      last = "tcp: refused";
+    } else if (how.startsWith("http:") || how === "healthz") {
+      const path = how === "healthz" ? "/healthz" : how.slice("http:".length);
+      const status = await httpStatus(server.port, path, 1000);
       if (status === 200) return;
-      last = `healthz: ${status}`;
+      last = `GET ${path}: ${status}`;
     }
-    const probe = await probeUpgrade(server.port, server.path, 1000);
-    if (probe === "") return;
-    last = probe;
+    if (how === "healthz" || how === "upgrade") {
+      const probe = await probeUpgrade(server.port, server.path, 1000);
+      if (probe === "") return;
+      last = probe;
+    }
     await sleep(200);
   }
   throw new Error(`${server.kind} not ready after ${timeoutMs} ms (${last})${describeLog(server)}`);
+}
+
+function tcpConnects(port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(false);
+    }, timeoutMs);
+    socket.once("error", () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+    socket.connect(port, "127.0.0.1", () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(true);
+    });
+  });
 }
 
 function describeLog(server: RunningServer): string {

@@ -30,6 +30,8 @@ export interface ScenarioReport {
   title: string;
   /** First row is the header. */
   table: string[][];
+  /** Further tables, printed after `table` under their own titles. */
+  sections?: Array<{ title: string; table: string[][] }>;
   checks: Check[];
   notes: string[];
   /** Raw figures for --json. */
