@@ -66,7 +66,9 @@ const STATUS_TEXT: Record<number, string> = {
   429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 501: 'Not Implemented',
   502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
 };
-const statusLine = (s: number) => `${s} ${STATUS_TEXT[s] ?? 'Status'}`;
+const STATUS_LINES: string[] = [];
+/** `200 OK`-style status lines, built once per code. */
+const statusLine = (s: number): string => (STATUS_LINES[s] ??= `${s} ${STATUS_TEXT[s] ?? 'Status'}`);
 
 function copyRequest(req: uWS.HttpRequest, res: uWS.HttpResponse): RawRequest {
   const headers: Array<[string, string]> = [];
