@@ -1,9 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnTracked } from './child.ts';
 import { waitFor } from './wait.ts';
 
 /**
@@ -94,39 +94,14 @@ export async function startHaproxy(backendPorts: readonly number[]): Promise<Hap
 }
 
 async function launch(port: number, cfgFile: string, statsSocket: string, servers: number, dir: string): Promise<HaproxyHandle> {
-  // -db: foreground, no daemon, no master-worker.
-  const child: ChildProcess = spawn(HAPROXY_BIN, ['-db', '-f', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const collect = (chunk: Buffer) => {
-    out = (out + chunk.toString()).slice(-8000);
-  };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  let hasExited = false;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => {
-      hasExited = true;
-      resolve();
-    });
-    child.once('error', (err) => {
-      out += `\nspawn error: ${err.message}`;
-      hasExited = true;
-      resolve();
-    });
-  });
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
+  // -db: foreground, no daemon, no master-worker. SIGTERM is a hard stop: every proxied connection closes at once.
+  const proc = spawnTracked(HAPROXY_BIN, ['-db', '-f', cfgFile], { tailChars: 8000, stopTimeoutMs: STOP_TIMEOUT_MS });
+  const out = () => proc.output();
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    process.removeListener('exit', killOnExit);
-    if (!hasExited) {
-      child.kill('SIGTERM'); // hard stop: closes every proxied connection at once
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-      await exited;
-      clearTimeout(timer);
-    }
+    await proc.stop();
     await rm(dir, { recursive: true, force: true });
   };
   const serverStates = async (): Promise<Map<string, string>> => {
@@ -164,25 +139,21 @@ async function launch(port: number, cfgFile: string, statsSocket: string, server
         { timeoutMs, intervalMs: 50, message: `haproxy servers up: exactly [${[...want].join(', ')}]` },
       );
     },
-    output: () => out,
+    output: out,
     stop,
   };
   try {
     await waitFor(
       async () => {
-        if (hasExited) throw new Error(`haproxy exited: ${out}`);
+        if (proc.hasExited()) throw new Error(`haproxy exited: ${out()}`);
         // The stats socket answers once the configuration is loaded and every listener is bound.
         return (await serverStates()).size === servers;
       },
       { timeoutMs: START_TIMEOUT_MS, intervalMs: 50, message: `haproxy listening on ${port}` },
     );
   } catch (err) {
-    process.removeListener('exit', killOnExit);
-    if (!hasExited) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-    throw new Error(`haproxy on port ${port} did not start: ${out}`, { cause: err });
+    await proc.kill();
+    throw new Error(`haproxy on port ${port} did not start: ${out()}`, { cause: err });
   }
   return handle;
 }

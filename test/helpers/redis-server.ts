@@ -1,8 +1,9 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnTracked } from './child.ts';
 import { waitFor } from './wait.ts';
 
 /**
@@ -117,56 +118,23 @@ export async function startRedisCluster(opts: { masters?: number } = {}): Promis
 }
 
 async function launch(port: number, extra: string[]): Promise<RedisProcess> {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', ...extra],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  const collect = (chunk: Buffer) => {
-    out = (out + chunk.toString()).slice(-4000);
-  };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  let hasExited = false;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => {
-      hasExited = true;
-      resolve();
-    });
-    child.once('error', (err) => {
-      out += `\nspawn error: ${err.message}`;
-      hasExited = true;
-      resolve();
-    });
+  const tracked = spawnTracked('redis-server', ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', ...extra], {
+    tailChars: 4000,
+    stopTimeoutMs: STOP_TIMEOUT_MS,
   });
-  // Last resort if a test run dies without its afterAll: never leave a redis-server behind.
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  const proc: RedisProcess = {
-    child,
-    output: () => out,
-    exited,
-    async stop() {
-      process.removeListener('exit', killOnExit);
-      if (hasExited) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  const out = () => tracked.output();
+  const proc: RedisProcess = { child: tracked.child, output: out, exited: tracked.exited, stop: () => tracked.stop() };
   try {
     await waitFor(
       async () => {
-        if (hasExited) throw new Error(`redis-server exited: ${out}`);
+        if (tracked.hasExited()) throw new Error(`redis-server exited: ${out()}`);
         return (await command(port, ['PING'])) === 'PONG';
       },
       { timeoutMs: START_TIMEOUT_MS, intervalMs: 50, message: `redis-server PING on port ${port}` },
     );
   } catch (err) {
     await proc.stop();
-    throw new Error(`redis-server on port ${port} did not start: ${out}`, { cause: err });
+    throw new Error(`redis-server on port ${port} did not start: ${out()}`, { cause: err });
   }
   return proc;
 }
