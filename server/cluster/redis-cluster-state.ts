@@ -38,6 +38,9 @@ import type {
  * Commands: sendToNode publishes `{t:'c', i, f, s, c}` to the owner's inbox; the owner runs its
  * handler one command at a time per connection (in arrival order; more than 1000 waiting behind a
  * stuck handler are answered 'throttled') and publishes `{t:'r', i, s, o}` to the sender's inbox.
+ * Messages for one inbox issued in the same event-loop turn leave as ONE publish (a msgpack array
+ * of messages when there are several), in call order: under load a node sends one publish per
+ * peer per turn instead of one per command, and the receiver decodes one payload.
  * Standalone PUBLISH / SPUBLISH report their receivers: 0 with no heartbeat key resolves 'gone'
  * at once, 0 with a live heartbeat (inbox resubscribing) rejects ClusterUnavailableError. Classic
  * pub/sub in a cluster cannot count receivers, so the heartbeat key is checked after publishing.
@@ -223,6 +226,24 @@ interface ReplyMessage {
   e?: string;
 }
 
+type BusMessage = CommandMessage | ReplyMessage;
+
+/** Messages for one inbox waiting for the end of the event-loop turn (each already encoded), and the command ids among them. */
+interface OutboxEntry {
+  parts: Buffer[];
+  ids: number[];
+}
+
+/** The msgpack header of an array of n elements. */
+function msgpackArrayHeader(n: number): Buffer {
+  if (n < 16) return Buffer.from([0x90 | n]);
+  if (n < 0x10000) return Buffer.from([0xdc, n >> 8, n & 0xff]);
+  const b = Buffer.allocUnsafe(5);
+  b[0] = 0xdd;
+  b.writeUInt32BE(n, 1);
+  return b;
+}
+
 interface Pending {
   resolve(o: CommandOutcome): void;
   reject(err: Error): void;
@@ -253,6 +274,9 @@ export class RedisClusterState implements ClusterState {
   /** Tail and length of the command chain per connection while a handler is still running (in-order delivery). */
   private readonly chains = new Map<string, { tail: Promise<void>; depth: number }>();
   private readonly lastWarn = new Map<string, number>();
+  /** Per destination node id: bus messages to publish at the end of this event-loop turn. */
+  private outbox = new Map<string, OutboxEntry>();
+  private flushScheduled = false;
   private readyWaiters: Array<() => void> = [];
   private main: Client | undefined;
   private sub: Client | undefined;
@@ -434,14 +458,13 @@ export class RedisClusterState implements ClusterState {
     this.assertReady();
     const id = ++this.seq;
     const msg: CommandMessage = { t: 'c', i: id, f: this.nodeId, s: this.session, c: cmd };
-    const payload = this.packr.pack(msg);
     return new Promise<CommandOutcome>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.settle(id, new ClusterUnavailableError(`no reply from node ${nodeId} within ${this.commandTimeoutMs} ms`));
       }, this.commandTimeoutMs);
       this.pending.set(id, { resolve, reject, timer });
-      // Issued synchronously, so commands leave in call order on one connection (ordering contract).
-      this.background(this.publishCommand(id, nodeId, payload), 'publishing a command');
+      // Queued synchronously and flushed in order on one connection: commands leave in call order (ordering contract).
+      this.post(nodeId, msg, id);
     });
   }
 
@@ -482,6 +505,7 @@ export class RedisClusterState implements ClusterState {
   async close(): Promise<void> {
     if (this.closed) return;
     const ready = this.isReady();
+    this.flushOutbox(); // replies already computed still go out
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     for (const id of [...this.pending.keys()]) this.settle(id, new ClusterUnavailableError('cluster state closed'));
@@ -731,29 +755,75 @@ export class RedisClusterState implements ClusterState {
     }
   }
 
-  private async publishCommand(id: number, nodeId: string, payload: Buffer): Promise<void> {
-    const main = this.requireMain();
+  /**
+   * Queues a bus message for `nodeId`'s inbox; `commandId` when it is a command awaiting a reply.
+   * Encoded now, so the caller may reuse what it passed (a post's data) once this returns.
+   */
+  private post(nodeId: string, msg: BusMessage, commandId?: number): void {
+    let packed: Buffer;
+    try {
+      packed = this.packr.pack(msg);
+    } catch (err) {
+      this.log.warn({ err: errText(err) }, 'could not encode a bus message');
+      if (commandId !== undefined) this.settle(commandId, new ClusterUnavailableError('could not encode the command'));
+      return;
+    }
+    let entry = this.outbox.get(nodeId);
+    if (!entry) {
+      entry = { parts: [], ids: [] };
+      this.outbox.set(nodeId, entry);
+    }
+    entry.parts.push(packed);
+    if (commandId !== undefined) entry.ids.push(commandId);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushOutbox());
+    }
+  }
+
+  /** One publish per destination inbox: the message itself, or an array of them in call order. */
+  private flushOutbox(): void {
+    this.flushScheduled = false;
+    if (this.outbox.size === 0) return;
+    const batches = this.outbox;
+    this.outbox = new Map();
+    const main = this.main;
+    for (const [nodeId, entry] of batches) {
+      if (!main || this.closed) {
+        for (const id of entry.ids) this.settle(id, new ClusterUnavailableError('cluster state closed'));
+        continue;
+      }
+      const { parts } = entry;
+      const payload = parts.length === 1 ? parts[0]! : Buffer.concat([msgpackArrayHeader(parts.length), ...parts]);
+      this.background(this.publishBatch(main, nodeId, payload, entry.ids), 'publishing to a node');
+    }
+  }
+
+  private async publishBatch(main: Client, nodeId: string, payload: Buffer, ids: readonly number[]): Promise<void> {
     const channel = this.inboxPrefix + nodeId;
     let receivers: number;
     try {
       receivers = Number(await this.publish(main, channel, payload));
     } catch (err) {
-      this.settle(id, this.unavailable(err));
+      if (ids.length === 0) this.warn('reply', { err: errText(err) }, 'could not publish a reply; the sender will time out');
+      for (const id of ids) this.settle(id, this.unavailable(err));
       return;
     }
     // Classic PUBLISH in a cluster counts only the receivers on the node we sent it to.
     const countIsReliable = !(main instanceof Cluster) || this.sharded;
     if (countIsReliable && receivers > 0) return;
-    if (!this.pending.has(id)) return;
+    if (!ids.some((id) => this.pending.has(id))) return;
     let alive: number;
     try {
       alive = await main.exists(`${this.reg}hb:${nodeId}`);
     } catch (err) {
-      this.settle(id, this.unavailable(err));
+      for (const id of ids) this.settle(id, this.unavailable(err));
       return;
     }
-    if (alive === 0) this.settle(id, { status: 'gone' });
-    else if (countIsReliable) this.settle(id, new ClusterUnavailableError(`node ${nodeId} is alive but not subscribed`));
+    for (const id of ids) {
+      if (alive === 0) this.settle(id, { status: 'gone' });
+      else if (countIsReliable) this.settle(id, new ClusterUnavailableError(`node ${nodeId} is alive but not subscribed`));
+    }
   }
 
   /**
@@ -790,8 +860,16 @@ export class RedisClusterState implements ClusterState {
       this.warn('decode', { err: errText(err) }, 'undecodable bus message dropped');
       return;
     }
+    if (Array.isArray(decoded)) {
+      for (const m of decoded) this.onBusEntry(m);
+    } else {
+      this.onBusEntry(decoded);
+    }
+  }
+
+  private onBusEntry(decoded: unknown): void {
     if (!isObject(decoded) || typeof decoded.i !== 'number' || typeof decoded.s !== 'string') {
-      this.warn('decode', {}, 'malformed bus message dropped');
+      this.warn('malformed', {}, 'malformed bus message dropped');
       return;
     }
     if (decoded.t === 'r') {
@@ -806,7 +884,7 @@ export class RedisClusterState implements ClusterState {
     }
     const cmd = toNodeCommand(decoded.c);
     if (decoded.t !== 'c' || typeof decoded.f !== 'string' || !cmd) {
-      this.warn('decode', {}, 'malformed bus command dropped');
+      this.warn('malformed', {}, 'malformed bus command dropped');
       return;
     }
     if (decoded.f !== this.nodeId) this.knownAlive.add(decoded.f);
@@ -869,13 +947,8 @@ export class RedisClusterState implements ClusterState {
   }
 
   private sendReply(msg: CommandMessage, reply: ReplyMessage): void {
-    const main = this.main;
-    if (!main || this.closed) return;
-    const channel = this.inboxPrefix + msg.f;
-    const payload = this.packr.pack(reply);
-    void this.publish(main, channel, payload).catch((err: unknown) =>
-      this.warn('reply', { err: errText(err) }, 'could not publish a reply; the sender will time out'),
-    );
+    if (!this.main || this.closed) return;
+    this.post(msg.f, reply);
   }
 
   /** A malformed registry entry reads as absent (and is logged). */

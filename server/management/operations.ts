@@ -5,13 +5,28 @@ import type { LocalOutcome, WsGateway } from '../websocket/ws-gateway.ts';
 
 export type Outcome = CommandOutcome | { status: 'unavailable' };
 
+/** Owners remembered for connections on other nodes (see ConnectionOperations). */
+const OWNER_CACHE_MAX = 100_000;
+
+interface Owner {
+  nodeId: string;
+  stage: string;
+}
+
 /**
  * The @connections operations, cluster-wide: the local node answers for its own connections
  * at once; any other connection is looked up in the cluster registry and the command goes to
  * the owning node, whose answer comes back to the caller (ok, gone, throttled, too_large).
  * Used by the signed HTTP API and, unsigned, by in-process handlers (`context.gatehouse`).
+ *
+ * A connection never moves between nodes, so its owner (node and stage) is remembered after the
+ * first registry read: later commands go straight to the owner, which answers 'gone' once the
+ * connection has closed (the entry is then dropped). A node that died answers nothing and the
+ * cluster state resolves 'gone' from its missing heartbeat. The cache is bounded (oldest first out).
  */
 export class ConnectionOperations {
+  private readonly owners = new Map<string, Owner>();
+
   constructor(
     private readonly gateway: WsGateway,
     private readonly cluster: ClusterState,
@@ -38,14 +53,31 @@ export class ConnectionOperations {
   private async run(stage: string, cmd: NodeCommand): Promise<Outcome> {
     const local = this.localOp(stage, cmd);
     if (local.status !== 'not_local') return local;
+    const id = cmd.connectionId;
     try {
-      const rec = await this.cluster.getConnection(cmd.connectionId);
-      if (!rec || rec.stage !== stage || rec.nodeId === this.cluster.nodeId) return { status: 'gone' };
-      return await this.cluster.sendToNode(rec.nodeId, cmd);
+      let owner = this.owners.get(id);
+      if (!owner) {
+        const rec = await this.cluster.getConnection(id);
+        if (!rec || rec.nodeId === this.cluster.nodeId) return { status: 'gone' };
+        owner = { nodeId: rec.nodeId, stage: rec.stage };
+        this.remember(id, owner);
+      }
+      if (owner.stage !== stage) return { status: 'gone' };
+      const out = await this.cluster.sendToNode(owner.nodeId, cmd);
+      if (out.status === 'gone') this.owners.delete(id);
+      return out;
     } catch (err) {
       if (err instanceof ClusterUnavailableError) return { status: 'unavailable' };
       throw err;
     }
+  }
+
+  private remember(connectionId: string, owner: Owner): void {
+    if (this.owners.size >= OWNER_CACHE_MAX) {
+      const oldest = this.owners.keys().next();
+      if (!oldest.done) this.owners.delete(oldest.value);
+    }
+    this.owners.set(connectionId, owner);
   }
 
   post(stage: string, connectionId: string, data: Uint8Array): Promise<Outcome> {

@@ -138,6 +138,23 @@ describe('chat across three nodes behind HAProxy', () => {
     }
   });
 
+  it('a node that posted to a client on another node answers 410 once that client has left', async () => {
+    const joined = await joinThroughLb(3, 'leaver');
+    const target = onNode(joined, 2).peer;
+    // Node 0 learns the owner on the first post and goes straight to it afterwards.
+    for (let i = 0; i < 3; i++) {
+      expect(await postStatus(sdk[0]!, target.connectionId, JSON.stringify({ n: i }))).toEqual({ status: 200 });
+      await target.take((f) => f.n === i, 5000, `post ${i}`);
+    }
+    await target.close();
+    await waitFor(async () => !(await registeredNode(running().redis.port, API_NAME, target.connectionId)), {
+      message: 'the leaver is deregistered',
+    });
+    expect(await postStatus(sdk[0]!, target.connectionId, 'late')).toEqual({ status: 410, error: 'GoneException' });
+    expect(await postStatus(sdk[0]!, target.connectionId, 'later')).toEqual({ status: 410, error: 'GoneException' });
+    expect(await postStatus(sdk[1]!, target.connectionId, 'late')).toEqual({ status: 410, error: 'GoneException' });
+  });
+
   it('GET and DELETE @connections work across nodes; unknown ids are 410 on every node', async () => {
     const joined = await joinThroughLb(3, 'subject');
     const onB = onNode(joined, 1).peer;

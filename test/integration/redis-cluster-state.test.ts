@@ -300,6 +300,64 @@ describe('RedisClusterState on a standalone redis-server', () => {
     expect(accepted.every((o) => o.status === 'ok')).toBe(true);
   });
 
+  it('sends the commands of one event-loop turn as one publish, in call order, and answers each', async () => {
+    const keyPrefix = uniquePrefix();
+    const a = make(keyPrefix, 'node-a');
+    const b = make(keyPrefix, 'node-b');
+    await Promise.all([a.start(), b.start()]);
+    const seen: string[] = [];
+    b.onCommand((cmd) => {
+      seen.push(cmd.kind === 'post' ? new TextDecoder().decode(cmd.data) : cmd.kind);
+      return { status: cmd.connectionId === 'closed' ? 'gone' : 'ok' };
+    });
+    const spy = new Redis(server.url);
+    const published: Buffer[] = [];
+    spy.on('messageBuffer', (_channel: Buffer, message: Buffer) => published.push(message));
+    await spy.subscribe(`${keyPrefix}inbox:node-b`);
+    try {
+      const data = new TextEncoder().encode('m0');
+      const sends = [a.sendToNode('node-b', { kind: 'post', connectionId: 'c', data, binary: false })];
+      data.set(new TextEncoder().encode('XX')); // the caller may reuse its buffer once sendToNode returns
+      for (let i = 1; i < 40; i++) {
+        const connectionId = i === 7 ? 'closed' : 'c';
+        sends.push(a.sendToNode('node-b', { kind: 'post', connectionId, data: new TextEncoder().encode(`m${i}`), binary: false }));
+      }
+      const outcomes = await Promise.all(sends);
+      expect(outcomes.map((o) => o.status)).toEqual(Array.from({ length: 40 }, (_, i) => (i === 7 ? 'gone' : 'ok')));
+      expect(seen).toEqual(Array.from({ length: 40 }, (_, i) => `m${i}`));
+      await waitFor(() => published.length >= 1, { message: 'the spy sees the publish' });
+      expect(published).toHaveLength(1); // one publish for the 40 commands
+    } finally {
+      spy.disconnect();
+    }
+  });
+
+  it('drops undecodable and malformed bus entries, and still runs the good ones in the same batch', async () => {
+    const keyPrefix = uniquePrefix();
+    const a = make(keyPrefix, 'node-a');
+    await a.start();
+    const seen: string[] = [];
+    a.onCommand((cmd) => {
+      seen.push(cmd.connectionId);
+      return { status: 'ok' };
+    });
+    const { Packr } = await import('msgpackr');
+    const packr = new Packr({ useRecords: false });
+    const good = { t: 'c', i: 1, f: 'elsewhere', s: 'x', c: { kind: 'delete', connectionId: 'good' } };
+    const publisher = new Redis(server.url);
+    try {
+      const channel = `${keyPrefix}inbox:node-a`;
+      await publisher.publish(channel, Buffer.from([0x92, 0x01])); // truncated: an array of 2 holding 1
+      await publisher.publish(channel, packr.pack([{ t: 'c', i: 'x' }, 42, good, { t: 'c', i: 2, f: 'elsewhere', s: 'x', c: { kind: 'nope' } }]));
+      await waitFor(() => seen.length >= 1, { message: 'the good command runs' });
+      expect(seen).toEqual(['good']);
+      expect(logs.some((l) => l.msg.includes('undecodable bus message'))).toBe(true);
+      expect(logs.some((l) => l.msg.includes('malformed bus'))).toBe(true);
+    } finally {
+      publisher.disconnect();
+    }
+  });
+
   it('close() deregisters the node and its connections', async () => {
     const keyPrefix = uniquePrefix();
     const a = make(keyPrefix, 'node-a');
