@@ -3,9 +3,13 @@
 // --mode post: opens --connections WebSocket clients on --ws-port (node C), learns their
 //   connection ids (route `whoami`), then fires @connections POSTs at --post-port (node A for
 //   cross-node delivery, node C itself for the single-node figure) at a fixed --rate (open loop,
-//   keep-alive HTTP through an undici Pool). Each POST body carries its send time; the client
-//   that receives it records the end-to-end latency (same process, same clock). The POST's own
-//   response latency is recorded too.
+//   over --pool-connections (128) raw keep-alive HTTP/1.1 sockets, lib/http-raw.ts: a POST goes
+//   to an idle socket; when all are busy it waits in the pool for the first one to free up, or,
+//   with --pipelining N > 1, is pipelined onto the least busy socket first (not for the gateway:
+//   uWS closes a connection that pipelines onto an asynchronous response). Request heads are
+//   pre-encoded per target. Each POST body carries its send time; the client that receives it
+//   records the end-to-end latency (same process, same clock; time queued in the pool counts).
+//   The POST's own response latency is recorded too.
 //
 // --mode fanout: opens --per-node clients on each of --ports; --senders of them each keep one
 //   `broadcast` message in flight (closed loop: a sender sends its next message when its own
@@ -19,9 +23,9 @@
 //   node --import tsx loadtest/cluster-driver.ts --mode fanout --ports 9001,9002,9003 --per-node 20 --senders 12
 
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { Pool } from "undici";
 import { Flags } from "./lib/args.ts";
 import { Histogram } from "./lib/histogram.ts";
+import { RawHttpPool } from "./lib/http-raw.ts";
 import { TextWsClient } from "./lib/ws-client.ts";
 
 const HOST = "127.0.0.1";
@@ -139,7 +143,6 @@ async function runPost(f: Flags): Promise<PostResult> {
   const expectDelivery = f.number("expect-delivery", 1) !== 0;
   const clients = await openClients([wsPort], n, stage);
   const ids = await connectionIds(clients, 10_000);
-  const paths = ids.map((id) => `/${stage}/@connections/${encodeURIComponent(id)}`);
   emit({ type: "ready", connections: clients.length });
 
   let delivered = 0;
@@ -163,38 +166,49 @@ async function runPost(f: Flags): Promise<PostResult> {
     };
   }
 
-  const pool = new Pool(`http://${HOST}:${postPort}`, { connections: f.number("pool-connections", 128), pipelining: 1 });
-  const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
   let seq = 0;
   let sent = 0;
   let answered = 0;
   let ok = 0;
   let requestErrors = 0;
   const statuses = new Map<number, number>();
-  let pending = 0;
+  const pool = new RawHttpPool({
+    host: HOST,
+    port: postPort,
+    connections: f.number("pool-connections", 128),
+    pipelining: f.number("pipelining", 1),
+    handlers: {
+      onResponse: (status, sentAt, flag, now) => {
+        if (flag !== 1) return;
+        answered++;
+        post.record((now - sentAt) * 1000);
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        if (status === 200) ok++;
+      },
+      onRequestFailed: (flag) => {
+        if (flag === 1) requestErrors++;
+      },
+      onError: (message) => {
+        lastError = message;
+      },
+    },
+  });
+  await pool.open();
+  // Everything but the body's length and the body, per target connection.
+  const heads = ids.map(
+    (id) =>
+      `POST /${stage}/@connections/${encodeURIComponent(id)} HTTP/1.1\r\nHost: ${HOST}:${postPort}\r\n` +
+      `Authorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: `,
+  );
   const fire = (flag: number) => {
     const i = seq++;
     const t = performance.now();
     const body = `{"t":${t},"s":${i},"m":${flag}}`;
-    pending++;
-    pool.request({ method: "POST", path: paths[i % paths.length]!, headers, body }).then(
-      (res) => {
-        const lat = performance.now() - t;
-        pending--;
-        if (flag === 1) {
-          answered++;
-          post.record(lat * 1000);
-          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-          if (res.statusCode === 200) ok++;
-        }
-        return res.body.dump();
-      },
-      (err: unknown) => {
-        pending--;
-        if (flag === 1) requestErrors++;
-        lastError = err instanceof Error ? err.message : String(err);
-      },
-    );
+    // The body is ASCII: its length is its byte length.
+    if (!pool.send(`${heads[i % heads.length]!}${body.length}\r\n\r\n${body}`, t, flag)) {
+      if (flag === 1) requestErrors++;
+      lastError = "no open connection to POST on";
+    }
   };
 
   let maxLagMs = 0;
@@ -236,9 +250,10 @@ async function runPost(f: Flags): Promise<PostResult> {
   const loopDelay = loop.stop();
   emit({ type: "measure-end" });
   const drainUntil = performance.now() + drainMs;
-  while ((pending > 0 || (expectDelivery && delivered < sent)) && performance.now() < drainUntil) await sleep(20);
+  while ((pool.outstanding > 0 || (expectDelivery && delivered < sent)) && performance.now() < drainUntil) await sleep(20);
   for (const c of clients) c.close();
-  await pool.close().catch(() => undefined);
+  const unanswered = pool.close();
+  if (unanswered > 0) lastError = `${unanswered} POST(s) unanswered after the ${drainMs} ms drain`;
   return {
     type: "post-result",
     ...loopDelay,

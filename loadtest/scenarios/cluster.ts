@@ -1,6 +1,6 @@
 // Scenario "cluster": the gateway as several nodes sharing one Redis.
 //   posts:   a redis-server and 3 nodes (A, B, C) with --redis; --cluster-connections clients on
-//            node C; @connections POSTs at a fixed rate (open loop, keep-alive undici Pool),
+//            node C; @connections POSTs at a fixed rate (open loop, the driver's raw keep-alive HTTP client),
 //            first to node C itself (single node), then to node A (cross-node: A -> Redis -> C).
 //            End-to-end latency (POST sent -> message at the client) and POST response latency.
 //   fanout:  chat fan-out (`broadcast` route: listConnections + postToConnection) with clients
@@ -534,7 +534,7 @@ export const clusterScenario: Scenario = {
     const noise = noiseNote(noisy, "run(s)");
     if (noise !== null) notes.push(noise);
     notes.push(
-      `posts: the driver-floor row sends the same POSTs to a raw uWS HTTP server on cpu ${ctx.serverEnv.cpus} (nodes cpu = that server) and shows the latency the driver itself adds; ${s.connections} clients on node C, ${fmtInt(s.rate)} POST /bench/@connections/{id} per second round-robin over them (open loop, undici Pool of up to 128 keep-alive connections, bearer token), ${s.warmupSec}s warmup + ${s.durationSec}s measured; delivery = POST sent -> message parsed at the client, same process and clock`,
+      `posts: the driver-floor row sends the same POSTs to a raw uWS HTTP server on cpu ${ctx.serverEnv.cpus} (nodes cpu = that server) and shows the latency the driver itself adds; ${s.connections} clients on node C, ${fmtInt(s.rate)} POST /bench/@connections/{id} per second round-robin over them (open loop, raw-socket HTTP client with up to 128 keep-alive connections, bearer token), ${s.warmupSec}s warmup + ${s.durationSec}s measured; delivery = POST sent -> message parsed at the client, same process and clock`,
     );
     notes.push(
       `fan-out: ${s.perNode} clients per node slot x 3, ${s.senders} senders with one broadcast in flight each; delivered msgs/s = messages received by all clients in the window; the 1-node rows put all ${3 * s.perNode} clients on one node`,
