@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import type { ClusterNode, RedisOptions } from 'ioredis';
 import { Packr } from 'msgpackr';
+import { DeadlineEntry, type DeadlineList, deadlineList, trackIn, untrack } from '../integrations/deadlines.ts';
 import { createLogger } from '../log.ts';
 import { ClusterUnavailableError } from './cluster-state.ts';
 import type {
@@ -244,10 +245,23 @@ function msgpackArrayHeader(n: number): Buffer {
   return b;
 }
 
-interface Pending {
-  resolve(o: CommandOutcome): void;
-  reject(err: Error): void;
-  timer: NodeJS.Timeout;
+/**
+ * A command waiting for its reply. Timed out by the shared coarse deadline ticker rather than a
+ * timer per command (thousands of commands per second each arming and clearing a setTimeout).
+ */
+class Pending extends DeadlineEntry {
+  constructor(
+    readonly state: RedisClusterState,
+    readonly id: number,
+    readonly nodeId: string,
+    readonly resolve: (o: CommandOutcome) => void,
+    readonly reject: (err: Error) => void,
+  ) {
+    super();
+  }
+  expire(): void {
+    this.state.expireCommand(this);
+  }
 }
 
 export class RedisClusterState implements ClusterState {
@@ -271,6 +285,7 @@ export class RedisClusterState implements ClusterState {
   /** What this node registered: re-registered after an outage. */
   private readonly local = new Map<string, ConnectionRecord>();
   private readonly pending = new Map<number, Pending>();
+  private readonly deadlines: DeadlineList;
   /** Tail and length of the command chain per connection while a handler is still running (in-order delivery). */
   private readonly chains = new Map<string, { tail: Promise<void>; depth: number }>();
   private readonly lastWarn = new Map<string, number>();
@@ -310,6 +325,7 @@ export class RedisClusterState implements ClusterState {
     this.nodeTtlMs = opts.nodeTtlMs ?? 15_000;
     this.commandTimeoutMs = opts.commandTimeoutMs ?? 2000;
     this.startTimeoutMs = opts.startTimeoutMs ?? 10_000;
+    this.deadlines = deadlineList(this.commandTimeoutMs);
     if (this.nodeTtlMs <= this.heartbeatIntervalMs) {
       throw new Error('RedisClusterState: nodeTtlMs must be greater than heartbeatIntervalMs');
     }
@@ -459,10 +475,9 @@ export class RedisClusterState implements ClusterState {
     const id = ++this.seq;
     const msg: CommandMessage = { t: 'c', i: id, f: this.nodeId, s: this.session, c: cmd };
     return new Promise<CommandOutcome>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.settle(id, new ClusterUnavailableError(`no reply from node ${nodeId} within ${this.commandTimeoutMs} ms`));
-      }, this.commandTimeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      const p = new Pending(this, id, nodeId, resolve, reject);
+      this.pending.set(id, p);
+      trackIn(this.deadlines, p, Date.now() + this.commandTimeoutMs);
       // Queued synchronously and flushed in order on one connection: commands leave in call order (ordering contract).
       this.post(nodeId, msg, id);
     });
@@ -820,9 +835,22 @@ export class RedisClusterState implements ClusterState {
       for (const id of ids) this.settle(id, this.unavailable(err));
       return;
     }
-    for (const id of ids) {
-      if (alive === 0) this.settle(id, { status: 'gone' });
-      else if (countIsReliable) this.settle(id, new ClusterUnavailableError(`node ${nodeId} is alive but not subscribed`));
+    if (alive === 0) {
+      // No heartbeat proves the node dead only while the registry is authoritative: right after
+      // Redis lost its data the owner may simply not have heartbeated again yet (503, never a false 410).
+      let complete: boolean;
+      try {
+        complete = await this.registryComplete();
+      } catch (err) {
+        for (const id of ids) this.settle(id, this.unavailable(err));
+        return;
+      }
+      const outcome = complete ? { status: 'gone' as const } : new ClusterUnavailableError(`node ${nodeId} has not re-registered yet after a Redis data loss`);
+      for (const id of ids) this.settle(id, outcome);
+      return;
+    }
+    if (countIsReliable) {
+      for (const id of ids) this.settle(id, new ClusterUnavailableError(`node ${nodeId} is alive but not subscribed`));
     }
   }
 
@@ -843,11 +871,16 @@ export class RedisClusterState implements ClusterState {
     return pick ? pick.node.publish(channel, payload) : main.publish(channel, payload);
   }
 
+  /** @internal Called by the deadline ticker (the entry is already untracked). */
+  expireCommand(p: Pending): void {
+    this.settle(p.id, new ClusterUnavailableError(`no reply from node ${p.nodeId} within ${this.commandTimeoutMs} ms`));
+  }
+
   private settle(id: number, result: CommandOutcome | Error): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
-    clearTimeout(p.timer);
+    untrack(p);
     if (result instanceof Error) p.reject(result);
     else p.resolve(result);
   }
