@@ -174,11 +174,18 @@ export class Gateway {
     const connectionsApi = new ConnectionsApi(ops, management, new Set(stages.keys()), limits.maxPostBytes, log);
 
     const adminSeparate = opts.adminPort !== undefined;
+    const httpDeps: HttpDeps = { connectionsApi, metrics, cluster, log, rest, admin: !adminSeparate };
     const http = (req: RawRequest, res: HttpResponder) => {
-      routeHttp(req, res, { connectionsApi, metrics, cluster, log, rest, admin: !adminSeparate }).catch((err: unknown) => {
-        log.error({ err, url: req.url }, 'unhandled error in HTTP handler');
-        res.send(500, { 'Content-Type': 'application/json' }, '{"message":"Internal server error"}');
-      });
+      // Most requests are answered synchronously or through the REST gateway's own callbacks:
+      // a promise is only watched when the route handler returned one.
+      let pending: Promise<void> | undefined;
+      try {
+        pending = routeHttp(req, res, httpDeps);
+      } catch (err) {
+        unhandledHttpError(err, req, res, log);
+        return;
+      }
+      if (pending !== undefined) pending.catch((err: unknown) => unhandledHttpError(err, req, res, log));
     };
     const transport = new UwsTransport<Session>(
       {
@@ -314,17 +321,18 @@ interface HttpDeps {
   log: Logger;
 }
 
-async function routeHttp(req: RawRequest, res: HttpResponder, d: HttpDeps): Promise<void> {
-  const conn = matchConnectionsPath(req.url);
-  if (conn) {
-    await d.connectionsApi.handle(req, res, conn.stage, conn.connectionId);
-    return;
-  }
+function unhandledHttpError(err: unknown, req: RawRequest, res: HttpResponder, log: Logger): void {
+  log.error({ err, url: req.url }, 'unhandled error in HTTP handler');
+  res.send(500, { 'Content-Type': 'application/json' }, '{"message":"Internal server error"}');
+}
+
+/** A promise only when the request is still being served asynchronously. */
+function routeHttp(req: RawRequest, res: HttpResponder, d: HttpDeps): Promise<void> | undefined {
+  // `@connections` is spelled with '@' or '%40' (see CONNECTIONS_RE): skip the regex otherwise.
+  const conn = req.url.includes('@') || req.url.includes('%40') ? matchConnectionsPath(req.url) : undefined;
+  if (conn) return d.connectionsApi.handle(req, res, conn.stage, conn.connectionId);
   if (d.admin && serveAdmin(req, res, d.metrics, d.cluster, d.log)) return;
-  if (d.rest) {
-    await d.rest.handle(req, res);
-    return;
-  }
+  if (d.rest) return d.rest.handle(req, res);
   res.send(404, { 'Content-Type': 'application/json', 'x-amzn-ErrorType': 'NotFoundException' }, '{"message":"Not Found"}');
 }
 

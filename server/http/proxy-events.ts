@@ -198,27 +198,29 @@ export function buildEventV1(req: GatewayHttpRequest, match: MatchedRoute, optio
  */
 export function buildEventV2(req: GatewayHttpRequest, match: MatchedRoute, options: ProxyEventOptions): ProxyEventV2 {
   const headers: Record<string, string> = {};
-  const cookies: string[] = [];
-  const joined = new Map<string, string>();
+  let cookies: string[] | undefined;
   let userAgent = '';
   let contentType: string | undefined;
-  for (const [name, value] of req.headers) {
-    const lower = name.toLowerCase();
-    if (lower === 'cookie') {
-      for (const part of value.split(';')) {
-        const c = part.trim();
-        if (c !== '') cookies.push(c);
-      }
+  // Names from the transport are lower-case already; anything else is lower-cased here.
+  const lowerKnown = req.lowerHeaders !== undefined;
+  const list = req.lowerHeaders ?? req.headers;
+  for (let i = 0; i < list.length; i++) {
+    const pair = list[i]!;
+    const name = lowerKnown ? pair[0] : pair[0].toLowerCase();
+    const value = pair[1];
+    if (name === 'cookie') {
+      cookies = splitCookies(value, cookies);
       continue;
     }
-    if (lower === 'user-agent') userAgent = value;
-    else if (lower === 'content-type') contentType = value;
-    const prev = joined.get(lower);
-    joined.set(lower, prev === undefined ? value : `${prev},${value}`);
+    if (name === 'user-agent') userAgent = value;
+    else if (name === 'content-type') contentType = value;
+    // Only an own value is a string: inherited members (`constructor`, `__proto__`) are not.
+    const prev = headers[name];
+    if (typeof prev === 'string') headers[name] = `${prev},${value}`;
+    else setOwn(headers, name, value);
   }
-  for (const [k, v] of joined) setOwn(headers, k, v);
-  const query = commaJoinedMap(parseQueryString(req.rawQueryString));
-  const body = encodeBody(req.body, contentType, options.binaryMediaTypes);
+  const query = req.rawQueryString === '' ? null : commaJoinedMap(parseQueryString(req.rawQueryString));
+  const body = req.body.length === 0 ? undefined : encodeBody(req.body, contentType, options.binaryMediaTypes);
   const requestContext: RequestContextV2 = {
     accountId: options.accountId,
     apiId: options.apiId,
@@ -247,13 +249,25 @@ export function buildEventV2(req: GatewayHttpRequest, match: MatchedRoute, optio
     isBase64Encoded: body ? body.base64 : false,
     requestContext,
   };
-  if (cookies.length > 0) event.cookies = cookies;
+  if (cookies !== undefined) event.cookies = cookies;
   if (query) event.queryStringParameters = query;
   if (match.pathParameters) event.pathParameters = { ...match.pathParameters };
   const stageVariables = nonEmptyCopy(options.stageVariables);
   if (stageVariables) event.stageVariables = stageVariables;
   if (body) event.body = body.text;
   return event;
+}
+
+/** Appends the non-empty `;`-separated cookies of one Cookie header; the list is created on the first one. */
+function splitCookies(value: string, cookies: string[] | undefined): string[] | undefined {
+  let out = cookies;
+  for (const part of value.split(';')) {
+    const c = part.trim();
+    if (c === '') continue;
+    if (out === undefined) out = [c];
+    else out.push(c);
+  }
+  return out;
 }
 
 const NO_TYPES: readonly string[] = Object.freeze([]);
@@ -292,18 +306,23 @@ const IP_LITERAL = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[?[0-9a-fA-F:]+\]?)$/;
 
 /** First label of the domain name (`abc` of `abc.execute-api...`); an IP address stays whole. */
 export function domainPrefix(domainName: string): string {
-  if (IP_LITERAL.test(domainName)) return domainName;
+  // Every request to one host asks for the same answer: remember the last one.
+  if (domainName === lastDomain) return lastPrefix;
   const dot = domainName.indexOf('.');
-  return dot < 0 ? domainName : domainName.slice(0, dot);
+  const prefix = dot < 0 || IP_LITERAL.test(domainName) ? domainName : domainName.slice(0, dot);
+  lastDomain = domainName;
+  lastPrefix = prefix;
+  return prefix;
 }
+
+let lastDomain = '';
+let lastPrefix = '';
 
 function nonEmptyCopy(map: Readonly<Record<string, string>> | undefined): Record<string, string> | undefined {
   if (!map) return undefined;
-  const keys = Object.keys(map);
-  if (keys.length === 0) return undefined;
-  const out: Record<string, string> = {};
-  for (const k of keys) setOwn(out, k, map[k] as string);
-  return out;
+  // Spread copies own properties (a `__proto__` key included) without invoking setters.
+  for (const k in map) if (Object.hasOwn(map, k)) return { ...map };
+  return undefined;
 }
 
 const resourceIds = new Map<string, string>();

@@ -8,6 +8,15 @@ export type MappedResponse =
   | { ok: true; status: number; headers: Array<[string, string]>; body: Buffer }
   | { ok: false; reason: string };
 
+/**
+ * The same mapping without copies, for the gateway's own use: a text body stays the string the
+ * function returned (a base64 body is decoded to a Buffer), and the headers may be a shared,
+ * frozen list (`content-type: application/json` alone), so they must not be modified.
+ */
+export type MappedTextResponse =
+  | { ok: true; status: number; headers: ReadonlyArray<readonly [string, string]>; body: Buffer | string }
+  | { ok: false; reason: string };
+
 export const MALFORMED_RESPONSE_V1 = Object.freeze({
   status: 502,
   body: '{"message": "Internal server error"}',
@@ -29,6 +38,16 @@ const BASE64 = /^(?:[A-Za-z0-9+/]*={0,2}|[A-Za-z0-9_-]*={0,2})$/;
 type Fail = { ok: false; reason: string };
 const fail = (reason: string): Fail => ({ ok: false, reason });
 
+/** The headers of a response that sets none. */
+const JSON_ONLY: ReadonlyArray<readonly [string, string]> = Object.freeze([Object.freeze(['content-type', JSON_TYPE] as const)]);
+
+/** The public form of a mapped response: a Buffer body and a headers array of its own. */
+function withBuffer(r: MappedTextResponse): MappedResponse {
+  if (!r.ok) return r;
+  const headers = r.headers.map(([k, v]): [string, string] => [k, v]);
+  return { ok: true, status: r.status, headers, body: typeof r.body === 'string' ? Buffer.from(r.body, 'utf8') : r.body };
+}
+
 /**
  * Payload format 1.0: `{statusCode, headers?, multiValueHeaders?, body?, isBase64Encoded?}`.
  * - `statusCode` must be an integer 100–599.
@@ -40,20 +59,27 @@ const fail = (reason: string): Fail => ({ ok: false, reason });
  * Unknown top-level fields are ignored.
  */
 export function mapLambdaResponseV1(value: unknown): MappedResponse {
+  return withBuffer(mapLambdaResponseV1Text(value));
+}
+
+/** `mapLambdaResponseV1` without copying the body (see `MappedTextResponse`). */
+export function mapLambdaResponseV1Text(value: unknown): MappedTextResponse {
   if (!isPlainObject(value)) return fail('the response is not an object');
   const status = statusOf(value.statusCode);
   if (status === undefined) return fail('statusCode must be an integer between 100 and 599');
   const single = singleHeaders(value.headers);
   if (!Array.isArray(single)) return single;
-  const multi = multiHeaders(value.multiValueHeaders);
-  if (!Array.isArray(multi)) return multi;
-  const overridden = new Set(multi.map(([k]) => k.toLowerCase()));
-  const headers = single.filter(([k]) => !overridden.has(k.toLowerCase()));
-  headers.push(...multi);
+  let headers = single;
+  if (value.multiValueHeaders !== undefined && value.multiValueHeaders !== null) {
+    const multi = multiHeaders(value.multiValueHeaders);
+    if (!Array.isArray(multi)) return multi;
+    const overridden = new Set(multi.map(([k]) => k.toLowerCase()));
+    headers = single.filter(([k]) => !overridden.has(k.toLowerCase()));
+    headers.push(...multi);
+  }
   const body = bodyOf(value.body, value.isBase64Encoded);
-  if (!Buffer.isBuffer(body)) return body;
-  ensureContentType(headers);
-  return { ok: true, status, headers, body };
+  if (isFail(body)) return body;
+  return { ok: true, status, headers: withContentType(headers), body };
 }
 
 /**
@@ -66,6 +92,11 @@ export function mapLambdaResponseV1(value: unknown): MappedResponse {
  *   entry becomes its own `set-cookie` header.
  */
 export function mapLambdaResponseV2(value: unknown): MappedResponse {
+  return withBuffer(mapLambdaResponseV2Text(value));
+}
+
+/** `mapLambdaResponseV2` without copying the body (see `MappedTextResponse`). */
+export function mapLambdaResponseV2Text(value: unknown): MappedTextResponse {
   if (!isPlainObject(value) || value.statusCode === undefined) return inferV2(value);
   const status = statusOf(value.statusCode);
   if (status === undefined) return fail('statusCode must be an integer between 100 and 599');
@@ -79,12 +110,11 @@ export function mapLambdaResponseV2(value: unknown): MappedResponse {
     }
   }
   const body = bodyOf(value.body, value.isBase64Encoded);
-  if (!Buffer.isBuffer(body)) return body;
-  ensureContentType(headers);
-  return { ok: true, status, headers, body };
+  if (isFail(body)) return body;
+  return { ok: true, status, headers: withContentType(headers), body };
 }
 
-function inferV2(value: unknown): MappedResponse {
+function inferV2(value: unknown): MappedTextResponse {
   let text: string | undefined;
   if (typeof value === 'string') {
     text = value;
@@ -99,7 +129,7 @@ function inferV2(value: unknown): MappedResponse {
     }
     if (text === undefined) return fail('the response is not JSON-serialisable');
   }
-  return { ok: true, status: 200, headers: [['content-type', JSON_TYPE]], body: Buffer.from(text, 'utf8') };
+  return { ok: true, status: 200, headers: JSON_ONLY, body: text };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -154,18 +184,26 @@ function multiHeaders(raw: unknown): Array<[string, string]> | Fail {
   return out;
 }
 
-function bodyOf(raw: unknown, isBase64Encoded: unknown): Buffer | Fail {
+function isFail(v: string | Buffer | Fail): v is Fail {
+  return typeof v === 'object' && !Buffer.isBuffer(v);
+}
+
+/** The body as text (base64 bodies decoded to a Buffer), or why it is malformed. */
+function bodyOf(raw: unknown, isBase64Encoded: unknown): string | Buffer | Fail {
   if (isBase64Encoded !== undefined && isBase64Encoded !== null && typeof isBase64Encoded !== 'boolean') {
     return fail('isBase64Encoded must be a boolean');
   }
-  if (raw === undefined || raw === null) return Buffer.alloc(0);
+  if (raw === undefined || raw === null) return '';
   if (typeof raw !== 'string') return fail('body must be a string');
-  if (isBase64Encoded !== true) return Buffer.from(raw, 'utf8');
+  if (isBase64Encoded !== true) return raw;
   if (raw.length % 4 === 1 || !BASE64.test(raw)) return fail('body is not valid base64');
   return Buffer.from(raw, raw.includes('-') || raw.includes('_') ? 'base64url' : 'base64');
 }
 
-function ensureContentType(headers: Array<[string, string]>): void {
-  for (const [k] of headers) if (k.length === 12 && k.toLowerCase() === 'content-type') return;
+/** Every API Gateway response has a Content-Type: `application/json` unless the function set one. */
+function withContentType(headers: Array<[string, string]>): ReadonlyArray<readonly [string, string]> {
+  if (headers.length === 0) return JSON_ONLY;
+  for (const [k] of headers) if (k.length === 12 && k.toLowerCase() === 'content-type') return headers;
   headers.push(['content-type', JSON_TYPE]);
+  return headers;
 }

@@ -16,6 +16,12 @@ export interface GatewayHttpRequest {
   rawQueryString: string;
   /** raw order, original case; repeated headers appear repeatedly */
   headers: Array<[string, string]>;
+  /**
+   * The same headers with lower-case names, as the transport received them (uWS lower-cases
+   * names), when the transport provides them: payload 2.0 events, which want lower-case names,
+   * use these as they are instead of lower-casing `headers`.
+   */
+  readonly lowerHeaders?: ReadonlyArray<readonly [string, string]> | undefined;
   sourceIp: string;
   body: Buffer;
   requestId: string;
@@ -178,6 +184,16 @@ export function commaJoinedMap(pairs: ReadonlyArray<readonly [string, string]>):
   const out: Record<string, string> = {};
   for (const [k, list] of groupPairs(pairs)) setOwn(out, k, list.join(','));
   return out;
+}
+
+/** Last value of a header in a list whose names are all lower-case (`name` must be too); undefined when absent. */
+export function lowerHeaderValue(headers: ReadonlyArray<readonly [string, string]>, name: string): string | undefined {
+  let found: string | undefined;
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i]!;
+    if (h[0] === name) found = h[1];
+  }
+  return found;
 }
 
 /** Last value of a header, by case-insensitive name; undefined when absent. */

@@ -161,6 +161,12 @@ export class RouteTable<T> {
   #size = 0;
   /** shape key (`GET /a/{}/{+}`) → route key, to report conflicts */
   readonly #shapes = new Map<string, string>();
+  /**
+   * Paths made only of static segments (`/items/new`) → the frozen matches of their node, by
+   * method (incl. ANY). Such a node is always the first full match `findExact` reaches (static
+   * before `{param}` at every level), so a hit here is the answer, without splitting the path.
+   */
+  readonly #staticPaths = new Map<string, Map<string, RouteMatch<T>>>();
 
   /** Compiles all routes; throws `RouteKeyError` for an invalid or conflicting key. */
   constructor(routes: Iterable<readonly [string, T]> | Readonly<Record<string, T>>) {
@@ -222,6 +228,14 @@ export class RouteTable<T> {
     } else {
       node.methods ??= new Map();
       node.methods.set(parsed.method, entry);
+      if (paramNames.length === 0) {
+        let byMethod = this.#staticPaths.get(parsed.path);
+        if (!byMethod) {
+          byMethod = new Map();
+          this.#staticPaths.set(parsed.path, byMethod);
+        }
+        byMethod.set(parsed.method, Object.freeze({ route, routeKey, resource: parsed.path, pathParameters: null }));
+      }
     }
     this.#shapes.set(shape, routeKey);
     this.#size++;
@@ -229,6 +243,11 @@ export class RouteTable<T> {
 
   /** `method` must be upper-case; `path` is the normalised, decoded request path. */
   match(method: string, path: string): RouteLookup<T> {
+    const byMethod = this.#staticPaths.get(path);
+    if (byMethod !== undefined) {
+      const hit = byMethod.get(method) ?? byMethod.get('ANY');
+      if (hit !== undefined) return hit;
+    }
     const segs = pathSegments(path);
     const params: string[] = [];
     const exact = findExact(this.#root, segs, 0, params, method);

@@ -19,6 +19,11 @@ export interface RawRequest {
   query: string;
   /** lower-cased names, in arrival order; repeated headers appear repeatedly */
   headers: Array<[string, string]>;
+  /**
+   * For plain HTTP requests, read from uWS on first use (it costs an ArrayBuffer) and kept. It is
+   * always available to a request that is answered asynchronously; one answered synchronously
+   * must read it before answering if it wants it ('' afterwards).
+   */
   remoteAddress: string;
 }
 
@@ -34,8 +39,17 @@ export interface HttpResponder {
   onAbort(cb: () => void): void;
   /** Read the whole body, failing with 'too_large' once more than maxBytes arrive (the socket is then closed). */
   readBody(maxBytes: number): Promise<Buffer | 'too_large' | 'aborted'>;
-  /** `head`: answer a HEAD request (headers and the body's length, no body). */
-  send(status: number, headers: Array<[string, string]> | Record<string, string>, body?: string | Uint8Array, head?: boolean): void;
+  /**
+   * `head`: answer a HEAD request (headers and the body's length, no body). `extra`: more headers
+   * after `headers`, as a flat list `[name, value, name, value, ...]`.
+   */
+  send(
+    status: number,
+    headers: ReadonlyArray<readonly [string, string]> | Record<string, string>,
+    body?: string | Uint8Array,
+    head?: boolean,
+    extra?: readonly string[],
+  ): void;
   /** Close the TCP connection (request smuggling, unreadable input). */
   destroy(): void;
 }
@@ -83,6 +97,85 @@ function copyRequest(req: uWS.HttpRequest, res: uWS.HttpResponse): RawRequest {
     remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
   };
 }
+
+const utf8 = new TextDecoder();
+
+/** The headers `req.forEach` is collecting into (one request at a time: forEach is synchronous). */
+let collecting: Array<[string, string]> = [];
+function collectHeader(k: string, v: string): void {
+  collecting.push([k, v]);
+}
+
+/**
+ * A plain HTTP request. Everything is copied at once, except the remote address: fetching it
+ * from uWS costs an ArrayBuffer, so it is read on first use, and `serveHttp` reads it before the
+ * handler's synchronous part ends without an answer (uWS's response may not be read later).
+ * A request answered synchronously never pays for it unless it asked.
+ */
+class UwsRawRequest implements RawRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly query: string;
+  readonly headers: Array<[string, string]>;
+  /** the first `upgrade` header, as `req.getHeader('upgrade')` gives it ('' when absent) */
+  readonly upgrade: string;
+  private address: string | undefined = undefined;
+  constructor(
+    req: uWS.HttpRequest,
+    private readonly responder: UwsHttpResponder,
+  ) {
+    collecting = [];
+    req.forEach(collectHeader);
+    const headers = collecting;
+    collecting = [];
+    let upgrade = '';
+    for (let i = 0; i < headers.length; i++) {
+      const h = headers[i]!;
+      if (h[0] === 'upgrade') {
+        upgrade = h[1];
+        break;
+      }
+    }
+    this.method = req.getCaseSensitiveMethod();
+    this.url = req.getUrl();
+    this.query = req.getQuery() ?? '';
+    this.headers = headers;
+    this.upgrade = upgrade;
+  }
+  get remoteAddress(): string {
+    if (this.address === undefined) {
+      // Only '' once the response is gone: read it before answering when it is still wanted.
+      this.address = this.responder.usable() ? utf8.decode(this.responder.res.getRemoteAddressAsText()) : '';
+    }
+    return this.address;
+  }
+}
+
+/**
+ * Serves one plain HTTP request: copies it, calls the handler, and, when the handler did not
+ * answer synchronously, attaches the abort handler uWS requires and reads what can only be read
+ * while uWS's request is current.
+ */
+function serveHttp(res: uWS.HttpResponse, req: uWS.HttpRequest, handler: (req: RawRequest, res: HttpResponder) => void, checkUpgrade: boolean): void {
+  const responder = new UwsHttpResponder(res);
+  const raw = new UwsRawRequest(req, responder);
+  if (checkUpgrade && raw.upgrade.toLowerCase() === 'websocket') {
+    // uWS only hands well-formed handshakes to the ws route; anything else lands here.
+    responder.send(400, BAD_HANDSHAKE_HEADERS, '{"message":"Bad Request: malformed WebSocket handshake"}');
+    return;
+  }
+  try {
+    handler(raw, responder);
+  } finally {
+    if (!responder.answered()) {
+      // Read it now: the answer comes later, and the remote address is readable only until then.
+      void raw.remoteAddress;
+      responder.watchAbort();
+    }
+  }
+}
+
+const BAD_HANDSHAKE_HEADERS: ReadonlyArray<readonly [string, string]> = [['Content-Type', 'application/json']];
 
 /** uWS exports LIBUS_LISTEN_EXCLUSIVE_PORT at runtime; its typings only declare the enum. */
 const EXCLUSIVE_PORT = 1;
@@ -135,15 +228,8 @@ export class UwsTransport<T> {
       drain: (ws) => handlers.drain(ws as unknown as Socket<T>),
       close: (ws, code, message) => handlers.close(ws as unknown as Socket<T>, code, Buffer.from(message).toString()),
     });
-    this.app.any('/*', (res, req) => {
-      const raw = copyRequest(req, res);
-      if (req.getHeader('upgrade').toLowerCase() === 'websocket') {
-        // uWS only hands well-formed handshakes to the ws route; anything else lands here.
-        new UwsHttpResponder(res).send(400, { 'Content-Type': 'application/json' }, '{"message":"Bad Request: malformed WebSocket handshake"}');
-        return;
-      }
-      handlers.http(raw, new UwsHttpResponder(res));
-    });
+    const http = handlers.http.bind(handlers);
+    this.app.any('/*', (res, req) => serveHttp(res, req, http, true));
   }
 
   listen(host: string, port: number): Promise<number> {
@@ -195,10 +281,7 @@ export class UwsHttpListener {
 
   constructor(handler: (req: RawRequest, res: HttpResponder) => void) {
     this.app = uWS.App();
-    this.app.any('/*', (res, req) => {
-      const raw = copyRequest(req, res);
-      handler(raw, new UwsHttpResponder(res));
-    });
+    this.app.any('/*', (res, req) => serveHttp(res, req, handler, false));
   }
 
   listen(host: string, port: number): Promise<number> {
@@ -260,12 +343,69 @@ class UwsUpgradeResponder implements UpgradeResponder {
   }
 }
 
+/** What `writeResponse` writes (set just before `res.cork(writeResponse)`, which calls it at once). */
+let wRes: uWS.HttpResponse | undefined;
+let wStatus = 200;
+let wHeaders: ReadonlyArray<readonly [string, string]> = [];
+let wExtra: readonly string[] | undefined;
+let wBody: string | Uint8Array | undefined;
+let wHead = false;
+
+/** Framing headers and Date are the server's own (uWS writes them). */
+function ownHeader(name: string): boolean {
+  switch (name.length) {
+    case 4:
+    case 10:
+    case 14:
+    case 17: {
+      const lk = name.toLowerCase();
+      return lk === 'date' || lk === 'connection' || lk === 'content-length' || lk === 'transfer-encoding';
+    }
+    default:
+      return false;
+  }
+}
+
+/** One response, corked: a module function rather than a closure per response. */
+function writeResponse(): void {
+  const res = wRes!;
+  const status = wStatus;
+  // uWS writes `200 OK` itself when no status was written.
+  if (status !== 200) res.writeStatus(statusLine(status));
+  const headers = wHeaders;
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i]!;
+    if (!ownHeader(h[0])) res.writeHeader(h[0], h[1]);
+  }
+  const extra = wExtra;
+  if (extra !== undefined) {
+    for (let i = 0; i + 1 < extra.length; i += 2) if (!ownHeader(extra[i]!)) res.writeHeader(extra[i]!, extra[i + 1]!);
+  }
+  const body = wBody;
+  // RFC 9110: no Content-Length on 204/304; HEAD reports the length GET would send.
+  if (status === 204 || status === 304) res.endWithoutBody();
+  else if (wHead) res.endWithoutBody(body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
+  else res.end(body ?? '');
+}
+
 class UwsHttpResponder implements HttpResponder {
   aborted = false;
   private done = false;
-  private abortCb: (() => void) | undefined;
-  constructor(private readonly res: uWS.HttpResponse) {
-    res.onAborted(() => {
+  private watching = false;
+  private abortCb: (() => void) | undefined = undefined;
+  constructor(readonly res: uWS.HttpResponse) {}
+  /** Whether uWS's response may still be used. */
+  usable(): boolean {
+    return !this.aborted && !this.done;
+  }
+  answered(): boolean {
+    return this.done;
+  }
+  /** uWS requires an abort handler on a response that outlives the request handler. */
+  watchAbort(): void {
+    if (this.aborted || this.watching) return;
+    this.watching = true;
+    this.res.onAborted(() => {
       this.aborted = true;
       this.abortCb?.();
     });
@@ -307,23 +447,37 @@ class UwsHttpResponder implements HttpResponder {
       });
     });
   }
-  send(status: number, headers: Array<[string, string]> | Record<string, string>, body?: string | Uint8Array, head = false): void {
+  send(
+    status: number,
+    headers: ReadonlyArray<readonly [string, string]> | Record<string, string>,
+    body?: string | Uint8Array,
+    head = false,
+    extra?: readonly string[],
+  ): void {
     if (this.aborted || this.done) return;
+    // uWS leaves a HEAD answer (a length, no body) pending, so it still needs the abort handler,
+    // and the response object is unusable once written.
+    if (head && status !== 204 && status !== 304) this.watchAbort();
     this.done = true;
-    const pairs = Array.isArray(headers) ? headers : Object.entries(headers);
-    this.res.cork(() => {
-      this.res.writeStatus(statusLine(status));
-      for (const [k, v] of pairs) {
-        const lk = k.toLowerCase();
-        // Framing headers and Date are the server's own (uWS writes them).
-        if (lk === 'content-length' || lk === 'transfer-encoding' || lk === 'connection' || lk === 'date') continue;
-        this.res.writeHeader(k, v);
-      }
-      // RFC 9110: no Content-Length on 204/304; HEAD reports the length GET would send.
-      if (status === 204 || status === 304) this.res.endWithoutBody();
-      else if (head) this.res.endWithoutBody(body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
-      else this.res.end(body ?? '');
-    });
+    wRes = this.res;
+    wStatus = status;
+    wHeaders = Array.isArray(headers) ? (headers as ReadonlyArray<readonly [string, string]>) : Object.entries(headers);
+    wExtra = extra;
+    wBody = body;
+    wHead = head;
+    try {
+      this.res.cork(writeResponse);
+    } catch (err) {
+      // A value uWS refused, maybe after part of the answer was written: drop the connection
+      // (uWS would otherwise wait for an answer that never comes).
+      this.res.close();
+      throw err;
+    } finally {
+      wRes = undefined;
+      wHeaders = NO_PAIRS;
+      wExtra = undefined;
+      wBody = undefined;
+    }
   }
   destroy(): void {
     if (this.aborted) return;
@@ -331,3 +485,5 @@ class UwsHttpResponder implements HttpResponder {
     this.res.close();
   }
 }
+
+const NO_PAIRS: ReadonlyArray<readonly [string, string]> = [];

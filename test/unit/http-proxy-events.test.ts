@@ -265,6 +265,39 @@ describe('payload format 2.0', () => {
     expect(configured.body).toBe('a=1');
   });
 
+  it('should take lowerHeaders as they are when the transport provides them', () => {
+    const lower: Array<[string, string]> = [
+      ['host', 'abc123.execute-api.eu-west-1.amazonaws.com'],
+      ['user-agent', 'curl/8.0'],
+      ['accept', 'text/plain'],
+      ['x-multi', 'one'],
+      ['x-multi', 'two'],
+      ['content-type', 'application/json'],
+      ['cookie', 'c1=v1; c2=v2'],
+      ['cookie', 'c3=v3'],
+    ];
+    const fromLower = buildEventV2(request({ headers: [['Ignored', 'x']], lowerHeaders: lower }), match, options);
+    expect(fromLower).toStrictEqual(buildEventV2(request(), match, options));
+  });
+
+  it('should keep header names that are Object.prototype members as own values', () => {
+    const ev = buildEventV2(
+      request({
+        headers: [
+          ['__proto__', 'a'],
+          ['__proto__', 'b'],
+          ['constructor', 'c'],
+          ['toString', 't'],
+        ],
+      }),
+      match,
+      options,
+    );
+    expect(Object.hasOwn(ev.headers, '__proto__')).toBe(true);
+    expect(Object.getPrototypeOf(ev.headers)).toBe(Object.prototype);
+    expect(JSON.stringify(ev.headers)).toBe('{"__proto__":"a,b","constructor":"c","tostring":"t"}');
+  });
+
   it('should put the stage into http.path but not for $default', () => {
     expect(buildEventV2(request(), match, options).requestContext.http.path).toBe('/prod/items/42');
     const d = buildEventV2(request({ stage: '$default', rawPath: '/items/42' }), match, options);

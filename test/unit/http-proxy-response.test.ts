@@ -4,7 +4,9 @@ import {
   MALFORMED_RESPONSE_V2,
   type MappedResponse,
   mapLambdaResponseV1,
+  mapLambdaResponseV1Text,
   mapLambdaResponseV2,
+  mapLambdaResponseV2Text,
 } from '../../server/http/proxy-response.ts';
 
 function ok(r: MappedResponse): { status: number; headers: Array<[string, string]>; body: string } {
@@ -172,5 +174,45 @@ describe('Lambda proxy response 2.0', () => {
 
   it('should publish the 500 the caller answers with', () => {
     expect(MALFORMED_RESPONSE_V2).toEqual({ status: 500, body: '{"message":"Internal Server Error"}' });
+  });
+});
+
+describe('text-bodied mapping (the gateway\'s own use)', () => {
+  it('should keep a text body as the string returned and decode only base64 bodies', () => {
+    for (const map of [mapLambdaResponseV1Text, mapLambdaResponseV2Text]) {
+      expect(map({ statusCode: 201, body: 'hi' })).toEqual({ ok: true, status: 201, headers: [['content-type', 'application/json']], body: 'hi' });
+      expect(map({ statusCode: 200, body: null })).toMatchObject({ ok: true, body: '' });
+      const b = map({ statusCode: 200, body: 'aGk=', isBase64Encoded: true });
+      expect(b.ok && Buffer.isBuffer(b.body) && b.body.toString()).toBe('hi');
+      expect(map({ statusCode: 200, body: 5 }).ok).toBe(false);
+    }
+    expect(mapLambdaResponseV2Text({ a: 1 })).toEqual({ ok: true, status: 200, headers: [['content-type', 'application/json']], body: '{"a":1}' });
+  });
+
+  it('should agree with the Buffer-bodied mapping', () => {
+    const values: unknown[] = [
+      { statusCode: 200, headers: { 'X-A': 1, 'Content-Type': 'text/plain' }, cookies: ['a=1'], body: 'x' },
+      { statusCode: 204 },
+      'bare',
+      undefined,
+      { statusCode: 'bad' },
+    ];
+    for (const v of values) {
+      const text = mapLambdaResponseV2Text(v);
+      const buf = mapLambdaResponseV2(v);
+      if (!text.ok || !buf.ok) {
+        expect(text.ok).toBe(buf.ok);
+        continue;
+      }
+      expect(buf.headers).toEqual(text.headers);
+      expect(buf.body.equals(Buffer.from(text.body))).toBe(true);
+    }
+  });
+
+  it('should give every public mapping a headers array of its own', () => {
+    const a = ok(mapLambdaResponseV2({ statusCode: 200 }));
+    a.headers.push(['x-mutated', '1']);
+    expect(ok(mapLambdaResponseV2({ statusCode: 200 })).headers).toEqual([['content-type', 'application/json']]);
+    expect(ok(mapLambdaResponseV1({ statusCode: 200 })).headers).toEqual([['content-type', 'application/json']]);
   });
 });

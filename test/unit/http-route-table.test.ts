@@ -68,6 +68,16 @@ describe('route table: exact and parameter routes', () => {
     expect(t.match('GET', '/items/1/')).toMatchObject({ pathParameters: { id: '1' } });
   });
 
+  it('should answer a static path the same with and without a trailing slash', () => {
+    const t = table('GET /items/new', 'ANY /items/new', 'GET /items/{id}', 'GET /');
+    for (const p of ['/items/new', '/items/new/']) {
+      expect(t.match('GET', p)).toEqual({ route: 'GET /items/new', routeKey: 'GET /items/new', resource: '/items/new', pathParameters: null });
+      expect(winner(t.match('PUT', p))).toBe('ANY /items/new');
+    }
+    expect(winner(t.match('GET', '/'))).toBe('GET /');
+    expect(winner(t.match('POST', '/'))).toBeUndefined();
+  });
+
   it('should allow different parameter names for different methods at one level', () => {
     const t = table('GET /a/{id}', 'DELETE /a/{key}');
     expect(t.match('GET', '/a/1')).toMatchObject({ pathParameters: { id: '1' } });
