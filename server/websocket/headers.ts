@@ -5,7 +5,7 @@ import { setOwn } from '../http/request.ts';
  * send canonical casing for the well-known ones, so restore that (handlers read
  * `event.headers['Sec-WebSocket-Protocol']`, as in AWS's own subprotocol example).
  */
-const SPECIAL: Record<string, string> = {
+const SPECIAL: ReadonlyMap<string, string> = new Map(Object.entries({
   'sec-websocket-key': 'Sec-WebSocket-Key',
   'sec-websocket-version': 'Sec-WebSocket-Version',
   'sec-websocket-extensions': 'Sec-WebSocket-Extensions',
@@ -15,11 +15,11 @@ const SPECIAL: Record<string, string> = {
   'www-authenticate': 'WWW-Authenticate',
   etag: 'ETag',
   dnt: 'DNT',
-};
+}));
 const cache = new Map<string, string>();
 
 export function canonicalHeaderName(lower: string): string {
-  const special = SPECIAL[lower];
+  const special = SPECIAL.get(lower); // a Map: a header named `constructor` is just a header
   if (special) return special;
   let c = cache.get(lower);
   if (c === undefined) {
