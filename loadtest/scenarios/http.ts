@@ -331,8 +331,10 @@ export const httpScenario: Scenario = {
     }
     if (raw !== null) {
       checks.push({
-        name: "wrk is not the bottleneck (raw uWS run)",
-        pass: raw.wrkCpu < HTTP_TARGETS.wrkCpuMax,
+        // wrk near a full core is fine as long as the server is near a full core too: the raw
+        // figure is then the server's ceiling, not wrk's.
+        name: "wrk is not the bottleneck (raw uWS run: wrk below 90% of a core, or the server at 90% or more)",
+        pass: raw.wrkCpu < HTTP_TARGETS.wrkCpuMax || raw.serverCpu >= HTTP_TARGETS.wrkCpuMax,
         detail: `wrk ${fmtPct(raw.wrkCpu)} of a core, server ${fmtPct(raw.serverCpu)}`,
       });
     }
