@@ -173,8 +173,8 @@ export class RestGateway {
       const b = await res.readBody(o.limits.maxHttpBodyBytes);
       if (b === 'aborted') return;
       if (b === 'too_large') {
+        res.closeAfterAnswer(); // the rest of the body is never read
         x.fail('REQUEST_TOO_LARGE', 'Request Too Long');
-        res.destroy();
         return;
       }
       body = b;

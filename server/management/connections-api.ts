@@ -52,8 +52,8 @@ export class ConnectionsApi {
       const b = await res.readBody(this.maxPostBytes);
       if (b === 'aborted') return;
       if (b === 'too_large') {
+        res.closeAfterAnswer(); // the rest of the body is never read
         fail(413, 'PayloadTooLargeException', `Message too long: the maximum is ${this.maxPostBytes} bytes`);
-        res.destroy();
         return;
       }
       body = b;

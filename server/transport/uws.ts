@@ -50,8 +50,10 @@ export interface HttpResponder {
     head?: boolean,
     extra?: readonly string[],
   ): void;
-  /** Close the TCP connection (request smuggling, unreadable input). */
+  /** Close the TCP connection now, unanswered (request smuggling, unreadable input). A no-op once answered. */
   destroy(): void;
+  /** Close the TCP connection right after the answer is written (call before `send`): a body left unread. */
+  closeAfterAnswer(): void;
 }
 
 export interface TransportHandlers<T> {
@@ -350,6 +352,7 @@ let wHeaders: ReadonlyArray<readonly [string, string]> = [];
 let wExtra: readonly string[] | undefined;
 let wBody: string | Uint8Array | undefined;
 let wHead = false;
+let wClose = false;
 
 /** Framing headers and Date are the server's own (uWS writes them). */
 function ownHeader(name: string): boolean {
@@ -385,7 +388,7 @@ function writeResponse(): void {
   // RFC 9110: no Content-Length on 204/304; HEAD reports the length GET would send.
   if (status === 204 || status === 304) res.endWithoutBody();
   else if (wHead) res.endWithoutBody(body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
-  else res.end(body ?? '');
+  else res.end(body ?? '', wClose);
 }
 
 class UwsHttpResponder implements HttpResponder {
@@ -393,6 +396,14 @@ class UwsHttpResponder implements HttpResponder {
   private done = false;
   private watching = false;
   private abortCb: (() => void) | undefined = undefined;
+  /**
+   * Ends a pending `readBody` (with 'aborted' when the client goes away). A field rather than an
+   * abort closure made per body: with such a closure, every request's state (its promise chain,
+   * headers, body) survived the scavenges until the next full GC (measured: ~250 B promoted per
+   * request, a mark-compact every ~2 s at 5,000 posts/s).
+   */
+  private bodyFinish: ((result: 'aborted') => void) | undefined = undefined;
+  private closeAfter = false;
   constructor(readonly res: uWS.HttpResponse) {}
   /** Whether uWS's response may still be used. */
   usable(): boolean {
@@ -407,6 +418,7 @@ class UwsHttpResponder implements HttpResponder {
     this.watching = true;
     this.res.onAborted(() => {
       this.aborted = true;
+      this.bodyFinish?.('aborted');
       this.abortCb?.();
     });
   }
@@ -415,35 +427,30 @@ class UwsHttpResponder implements HttpResponder {
   }
   readBody(maxBytes: number): Promise<Buffer | 'too_large' | 'aborted'> {
     return new Promise((resolve) => {
-      if (this.aborted) {
+      if (this.aborted || this.bodyFinish !== undefined) {
         resolve('aborted');
         return;
       }
       const chunks: Buffer[] = [];
       let size = 0;
       let finished = false;
-      const prevAbort = this.abortCb;
-      this.abortCb = () => {
-        prevAbort?.();
-        if (!finished) {
-          finished = true;
-          resolve('aborted');
-        }
+      const finish = (result: Buffer | 'too_large' | 'aborted') => {
+        if (finished) return;
+        finished = true;
+        this.bodyFinish = undefined;
+        resolve(result);
       };
+      this.bodyFinish = finish;
       this.res.onData((chunk, isLast) => {
         if (finished) return;
         size += chunk.byteLength;
         if (size > maxBytes) {
-          finished = true;
-          resolve('too_large');
+          finish('too_large');
           return;
         }
         // The ArrayBuffer is neutered after this callback: copy.
         chunks.push(Buffer.from(new Uint8Array(chunk)));
-        if (isLast) {
-          finished = true;
-          resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-        }
+        if (isLast) finish(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
       });
     });
   }
@@ -465,6 +472,7 @@ class UwsHttpResponder implements HttpResponder {
     wExtra = extra;
     wBody = body;
     wHead = head;
+    wClose = this.closeAfter;
     try {
       this.res.cork(writeResponse);
     } catch (err) {
@@ -480,9 +488,12 @@ class UwsHttpResponder implements HttpResponder {
     }
   }
   destroy(): void {
-    if (this.aborted) return;
+    if (this.aborted || this.done) return;
     this.done = true;
     this.res.close();
+  }
+  closeAfterAnswer(): void {
+    this.closeAfter = true;
   }
 }
 
