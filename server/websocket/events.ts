@@ -82,21 +82,53 @@ export function connectEvent(stage: StageRuntime, info: ConnectInfo, requestId: 
   return event;
 }
 
+/**
+ * Built as whole object literals, one per shape (with/without authorizer, stage variables):
+ * adding fields after creation costs each message an extra properties store. Same key order
+ * as `baseContext` followed by `messageId` and `authorizer`.
+ */
 export function messageEvent(session: Session, routeKey: string, requestId: string, body: string, now: number): object {
   const stage = session.stage;
-  const requestContext: BaseContext & { messageId?: string; authorizer?: Record<string, unknown> } = baseContext(
-    stage,
-    routeKey,
-    'MESSAGE',
-    requestId,
-    now,
-    session,
-  );
-  requestContext.messageId = requestId;
-  if (session.authorizer) requestContext.authorizer = session.authorizer;
-  const event: Record<string, unknown> = { requestContext, body, isBase64Encoded: false };
-  if (stage.variables) event.stageVariables = stage.variables;
-  return event;
+  const authorizer = session.authorizer;
+  const requestContext =
+    authorizer === undefined
+      ? {
+          routeKey,
+          eventType: 'MESSAGE',
+          extendedRequestId: requestId,
+          requestTime: clfTime(now),
+          messageDirection: 'IN',
+          stage: stage.name,
+          connectedAt: session.connectedAt,
+          requestTimeEpoch: now,
+          identity: { sourceIp: session.sourceIp, userAgent: session.userAgent },
+          requestId,
+          domainName: session.domainName,
+          connectionId: session.connectionId,
+          apiId: stage.apiId,
+          messageId: requestId,
+        }
+      : {
+          routeKey,
+          eventType: 'MESSAGE',
+          extendedRequestId: requestId,
+          requestTime: clfTime(now),
+          messageDirection: 'IN',
+          stage: stage.name,
+          connectedAt: session.connectedAt,
+          requestTimeEpoch: now,
+          identity: { sourceIp: session.sourceIp, userAgent: session.userAgent },
+          requestId,
+          domainName: session.domainName,
+          connectionId: session.connectionId,
+          apiId: stage.apiId,
+          messageId: requestId,
+          authorizer,
+        };
+  const variables = stage.variables;
+  return variables === undefined
+    ? { requestContext, body, isBase64Encoded: false }
+    : { requestContext, body, isBase64Encoded: false, stageVariables: variables };
 }
 
 export function disconnectEvent(session: Session, requestId: string, code: number, reason: string, now: number): object {

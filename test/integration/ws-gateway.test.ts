@@ -62,6 +62,24 @@ describe('route selection', () => {
     expect(ev.isBase64Encoded).toBe(false);
     expect(ev.stageVariables).toEqual({ color: 'blue', backend: 'http://127.0.0.1:1/x' });
     expect(ev).not.toHaveProperty('headers');
+    // Key order as in captured AWS MESSAGE events (handlers that log or hash the event see the same text).
+    expect(Object.keys(ev)).toEqual(['requestContext', 'body', 'isBase64Encoded', 'stageVariables']);
+    expect(Object.keys(ev.requestContext)).toEqual([
+      'routeKey',
+      'eventType',
+      'extendedRequestId',
+      'requestTime',
+      'messageDirection',
+      'stage',
+      'connectedAt',
+      'requestTimeEpoch',
+      'identity',
+      'requestId',
+      'domainName',
+      'connectionId',
+      'apiId',
+      'messageId',
+    ]);
     await c.close();
   });
 
