@@ -35,7 +35,38 @@ const API = "loadtest/api-cluster.yaml";
 const THROUGHPUT_API = "loadtest/api.yaml";
 const PARTS = ["posts", "fanout", "redis"] as const;
 
+/** Garbage collection in one node over the measured window, from its own /metrics (prom-client's gc metrics). */
+interface NodeGc {
+  majors: number;
+  majorMs: number;
+  minors: number;
+  minorMs: number;
+}
+
+interface GcCounters {
+  majorCount: number;
+  majorSeconds: number;
+  minorCount: number;
+  minorSeconds: number;
+}
+
+/** Reads nodejs_gc_duration_seconds_{count,sum} by kind; null when the node does not answer. */
+async function gcCounters(port: number): Promise<GcCounters | null> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+    const read = (series: "count" | "sum", kind: string): number => {
+      const m = new RegExp(`^nodejs_gc_duration_seconds_${series}\\{[^}]*kind="${kind}"[^}]*\\} ([0-9.e+-]+)$`, "m").exec(text);
+      return m ? Number(m[1]) : 0;
+    };
+    return { majorCount: read("count", "major"), majorSeconds: read("sum", "major"), minorCount: read("count", "minor"), minorSeconds: read("sum", "minor") };
+  } catch {
+    return null;
+  }
+}
+
 interface Usage {
+  /** GC in the node the driver sends to (the POST target), when it is a gateway node. */
+  gc?: NodeGc | undefined;
   nodesCpu: number;
   redisCpu: number;
   driverCpu: number;
@@ -66,6 +97,7 @@ async function runDriver<T extends PostResult | FanoutResult>(
   nodes: readonly RunningServer[],
   redis: RunningRedis | null,
   timeoutMs: number,
+  gcPort?: number,
 ): Promise<T & Usage> {
   const argv = tsNodeArgs("loadtest/cluster-driver.ts", args);
   ctx.log(`   driver: ${pinnedCommandLine("node", argv, ctx.loadCpus)}`);
@@ -75,6 +107,7 @@ async function runDriver<T extends PostResult | FanoutResult>(
   const nodesCpu = () => pids.reduce((s, pid) => s + treeCpuSeconds(pid), 0);
   try {
     await lines.waitForLine(jsonLineOfType("measure-start"), timeoutMs, "driver measure-start");
+    const g0 = gcPort !== undefined ? await gcCounters(gcPort) : null;
     const n0 = nodesCpu();
     const r0 = redis !== null ? treeCpuSeconds(redis.pid) : 0;
     const b0 = machineBusySeconds();
@@ -84,9 +117,20 @@ async function runDriver<T extends PostResult | FanoutResult>(
     const nodesUsed = (nodesCpu() - n0) / wall;
     const redisUsed = redis !== null ? (treeCpuSeconds(redis.pid) - r0) / wall : 0;
     const busy = (machineBusySeconds() - b0) / wall;
+    const g1 = g0 !== null && gcPort !== undefined ? await gcCounters(gcPort) : null;
+    const gc =
+      g0 !== null && g1 !== null
+        ? {
+            majors: g1.majorCount - g0.majorCount,
+            majorMs: (g1.majorSeconds - g0.majorSeconds) * 1000,
+            minors: g1.minorCount - g0.minorCount,
+            minorMs: (g1.minorSeconds - g0.minorSeconds) * 1000,
+          }
+        : undefined;
     const result = JSON.parse(await lines.waitForLine(jsonLineOfType(resultType), 30_000, `driver ${resultType}`)) as T;
     return {
       ...result,
+      gc,
       nodesCpu: nodesUsed,
       redisCpu: redisUsed,
       driverCpu: result.loadgenCpu,
@@ -272,13 +316,13 @@ export const clusterScenario: Scenario = {
               await attempt(
                 `POSTs to node C for its own connections ${r}`,
                 postLocal,
-                () => runDriver<PostResult>(ctx, postArgs(c.port, c.port), tokenEnv, "post-result", nodes, redis, driverTimeout),
+                () => runDriver<PostResult>(ctx, postArgs(c.port, c.port), tokenEnv, "post-result", nodes, redis, driverTimeout, c.port),
                 describePost,
               );
               await attempt(
                 `POSTs to node A for connections on node C ${r}`,
                 postCross,
-                () => runDriver<PostResult>(ctx, postArgs(c.port, a.port), tokenEnv, "post-result", nodes, redis, driverTimeout),
+                () => runDriver<PostResult>(ctx, postArgs(c.port, a.port), tokenEnv, "post-result", nodes, redis, driverTimeout, a.port),
                 describePost,
               );
             }
@@ -395,11 +439,11 @@ export const clusterScenario: Scenario = {
     const dash = (n: number) => Array.from({ length: n }, () => "-");
 
     const postTable: string[][] = [
-      ["POSTs", "posts/s", "POST p50 ms", "POST p99 ms", "delivery p50 ms", "delivery p99 ms", "delivery max ms", "200 OK", "delivered", "nodes cpu", "redis cpu", "driver cpu", "other cpu"],
+      ["POSTs", "posts/s", "POST p50 ms", "POST p99 ms", "delivery p50 ms", "delivery p99 ms", "delivery max ms", "200 OK", "delivered", "nodes cpu", "redis cpu", "driver cpu", "other cpu", "POSTed node GC"],
     ];
     const postRow = (label: string, x: PostSample | null, sr: Series<PostSample>, delivers = true) => {
       if (x === null) {
-        postTable.push([label, skipped ? "SKIP" : s.parts.has("posts") ? "ERROR" : "not run", ...dash(11)]);
+        postTable.push([label, skipped ? "SKIP" : s.parts.has("posts") ? "ERROR" : "not run", ...dash(12)]);
         if (sr.error) notes.push(`${label}: ${sr.error.split("\n")[0]}`);
         return;
       }
@@ -417,6 +461,7 @@ export const clusterScenario: Scenario = {
         fmtPct(x.redisCpu),
         fmtPct(x.driverCpu),
         fmtFixed(x.otherCpu, 2),
+        x.gc === undefined ? "-" : `${x.gc.majors} major ${fmtFixed(x.gc.majorMs, 1)} ms, ${x.gc.minors} minor ${fmtFixed(x.gc.minorMs, 1)} ms`,
       ]);
       const bad = Object.entries(x.statuses).filter(([k]) => k !== "200");
       if (bad.length > 0 || x.requestErrors > 0 || x.closed > 0) {
@@ -534,7 +579,7 @@ export const clusterScenario: Scenario = {
     const noise = noiseNote(noisy, "run(s)");
     if (noise !== null) notes.push(noise);
     notes.push(
-      `posts: the driver-floor row sends the same POSTs to a raw uWS HTTP server on cpu ${ctx.serverEnv.cpus} (nodes cpu = that server) and shows the latency the driver itself adds; ${s.connections} clients on node C, ${fmtInt(s.rate)} POST /bench/@connections/{id} per second round-robin over them (open loop, raw-socket HTTP client with up to 128 keep-alive connections, bearer token), ${s.warmupSec}s warmup + ${s.durationSec}s measured; delivery = POST sent -> message parsed at the client, same process and clock`,
+      `posts: the driver-floor row sends the same POSTs to a raw uWS HTTP server on cpu ${ctx.serverEnv.cpus} (nodes cpu = that server) and shows the latency the driver itself adds; ${s.connections} clients on node C, ${fmtInt(s.rate)} POST /bench/@connections/{id} per second round-robin over them (open loop, raw-socket HTTP client with up to 128 keep-alive connections, bearer token), ${s.warmupSec}s warmup + ${s.durationSec}s measured; delivery = POST sent -> message parsed at the client, same process and clock; POSTed node GC = garbage collections in the node the POSTs go to during the measured window (count and total pause, from its /metrics): a major GC in the window usually shows in the p99`,
     );
     notes.push(
       `fan-out: ${s.perNode} clients per node slot x 3, ${s.senders} senders with one broadcast in flight each; delivered msgs/s = messages received by all clients in the window; the 1-node rows put all ${3 * s.perNode} clients on one node`,
