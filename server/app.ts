@@ -91,12 +91,21 @@ export class Gateway {
     const metrics = new GatewayMetrics();
     let opsRef: ConnectionOperations | undefined;
     let portRef = 0;
-    const opsFor = (stage: string): GatehouseOps => ({
-      postToConnection: (i) => opsRef!.opsForStage(stage).postToConnection(i),
-      getConnection: (i) => opsRef!.opsForStage(stage).getConnection(i),
-      deleteConnection: (i) => opsRef!.opsForStage(stage).deleteConnection(i),
-      listConnections: () => opsRef!.opsForStage(stage).listConnections(),
-    });
+    // Handlers are compiled before the operations exist: bind each stage's operations on first use
+    // (once, not per call: a fan-out calls postToConnection once per recipient).
+    const opsFor = (stage: string): GatehouseOps => {
+      let bound: GatehouseOps | undefined;
+      const get = (): GatehouseOps => {
+        bound ??= opsRef!.opsForStage(stage);
+        return bound;
+      };
+      return {
+        postToConnection: (i) => get().postToConnection(i),
+        getConnection: (i) => get().getConnection(i),
+        deleteConnection: (i) => get().deleteConnection(i),
+        listConnections: () => get().listConnections(),
+      };
+    };
     const arnPrefix = `arn:aws:lambda:${region}:${accountId}:function:`;
     const backend = new HttpBackend();
     const streamRedis = usesRedisStreams(def) ? createStreamRedis(opts.redisUrl, log) : undefined;

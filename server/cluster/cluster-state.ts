@@ -32,7 +32,8 @@ export interface ConnectionRecord {
 }
 
 export type NodeCommand =
-  | { kind: 'post'; connectionId: string; data: Uint8Array; binary: boolean }
+  /** `data` as a string (from `context.gatehouse.postToConnection`) is sent as a text frame as it is. */
+  | { kind: 'post'; connectionId: string; data: Uint8Array | string; binary: boolean }
   | { kind: 'delete'; connectionId: string }
   | { kind: 'describe'; connectionId: string };
 

@@ -1101,7 +1101,7 @@ function toNodeCommand(x: unknown): NodeCommand | undefined {
   const connectionId = x.connectionId;
   switch (x.kind) {
     case 'post':
-      if (!(x.data instanceof Uint8Array) || typeof x.binary !== 'boolean') return undefined;
+      if (!(x.data instanceof Uint8Array || typeof x.data === 'string') || typeof x.binary !== 'boolean') return undefined;
       return { kind: 'post', connectionId, data: x.data, binary: x.binary };
     case 'delete':
       return { kind: 'delete', connectionId };

@@ -80,7 +80,7 @@ export class ConnectionOperations {
     this.owners.set(connectionId, owner);
   }
 
-  post(stage: string, connectionId: string, data: Uint8Array): Promise<Outcome> {
+  post(stage: string, connectionId: string, data: Uint8Array | string): Promise<Outcome> {
     return this.run(stage, { kind: 'post', connectionId, data, binary: false });
   }
 
@@ -105,8 +105,8 @@ export class ConnectionOperations {
   opsForStage(stage: string): GatehouseOps {
     return {
       postToConnection: async ({ ConnectionId, Data }) => {
-        const data = typeof Data === 'string' ? Buffer.from(Data) : Data;
-        throwUnlessOk(await this.post(stage, ConnectionId, data), ConnectionId);
+        // A string stays a string: sent as a text frame without an encode/validate/decode round trip.
+        throwUnlessOk(await this.post(stage, ConnectionId, Data), ConnectionId);
       },
       getConnection: async ({ ConnectionId }) => {
         const r = await this.describe(stage, ConnectionId);

@@ -489,18 +489,20 @@ export class WsGateway {
     return s;
   }
 
-  postLocal(stage: string | undefined, connectionId: string, data: Uint8Array): LocalOutcome {
+  postLocal(stage: string | undefined, connectionId: string, data: Uint8Array | string): LocalOutcome {
     const s = this.localSession(stage, connectionId);
     if (!s) return this.sessions.has(connectionId) ? { status: 'gone' } : { status: 'not_local' };
-    if (data.byteLength > this.limits.maxPostBytes) return { status: 'too_large' };
+    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+    if (size > this.limits.maxPostBytes) return { status: 'too_large' };
     // Refuse (429) rather than queue past the send-buffer bound; an empty buffer takes any message.
     const buffered = this.socket!.bufferedAmount(s.ws!);
-    if (buffered > 0 && buffered + data.byteLength > this.limits.maxSendBufferBytes) return { status: 'throttled' };
-    const text = isUtf8(data);
-    const payload = text ? Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8') : data;
+    if (buffered > 0 && buffered + size > this.limits.maxSendBufferBytes) return { status: 'throttled' };
+    // Valid UTF-8 goes out as a text frame, bytes as they are (no decode and re-encode); a string
+    // (an in-process post) is text by construction.
+    const binary = typeof data !== 'string' && !isUtf8(data);
     s.lastActiveAt = Date.now();
     s.stage.callbackStats.MessageCount++;
-    if (this.socket!.send(s.ws!, payload, !text) === SEND_DROPPED) return { status: 'throttled' };
+    if (this.socket!.send(s.ws!, data, binary) === SEND_DROPPED) return { status: 'throttled' };
     return { status: 'ok' };
   }
 

@@ -36,7 +36,7 @@ function record(owner: ClusterState, overrides: Partial<ConnectionRecord> = {}):
   };
 }
 
-const text = (data: Uint8Array) => Buffer.from(data).toString('utf8');
+const text = (data: Uint8Array | string) => (typeof data === 'string' ? `str:${data}` : Buffer.from(data).toString('utf8'));
 const post = (connectionId: string, body: string, binary = false): NodeCommand => ({
   kind: 'post',
   connectionId,
@@ -259,13 +259,25 @@ export function describeClusterState(name: string, factory: () => Promise<Cluste
 
       it('delivers binary payloads unchanged', async () => {
         const payload = Uint8Array.from({ length: 256 }, (_, i) => i);
-        let got: Uint8Array | undefined;
+        let got: Uint8Array | string | undefined;
         b.onCommand((cmd) => {
           if (cmd.kind === 'post') got = cmd.data;
           return { status: 'ok' };
         });
         await a.sendToNode(b.nodeId, { kind: 'post', connectionId: uid('conn'), data: payload, binary: true });
-        expect(got && Array.from(got)).toEqual(Array.from(payload));
+        expect(got).toBeInstanceOf(Uint8Array);
+        expect(Array.from(got as Uint8Array)).toEqual(Array.from(payload));
+      });
+
+      it('delivers string payloads as strings (in-process posts), including non-ASCII text', async () => {
+        const payload = 'héllo ✓ 😀 "quoted"';
+        let got: Uint8Array | string | undefined;
+        b.onCommand((cmd) => {
+          if (cmd.kind === 'post') got = cmd.data;
+          return { status: 'ok' };
+        });
+        await a.sendToNode(b.nodeId, { kind: 'post', connectionId: uid('conn'), data: payload, binary: false });
+        expect(got).toBe(payload);
       });
 
       it('answers gone when the node has no handler', async () => {

@@ -307,7 +307,7 @@ describe('RedisClusterState on a standalone redis-server', () => {
     await Promise.all([a.start(), b.start()]);
     const seen: string[] = [];
     b.onCommand((cmd) => {
-      seen.push(cmd.kind === 'post' ? new TextDecoder().decode(cmd.data) : cmd.kind);
+      seen.push(cmd.kind === 'post' ? (typeof cmd.data === 'string' ? cmd.data : new TextDecoder().decode(cmd.data)) : cmd.kind);
       return { status: cmd.connectionId === 'closed' ? 'gone' : 'ok' };
     });
     const spy = new Redis(server.url);

@@ -32,6 +32,7 @@ websocket:
     garbage: { integration: { type: LAMBDA, handler: handlers/fail.garbage }, routeResponse: true }
     badBody: { integration: { type: LAMBDA, handler: handlers/fail.badBody }, routeResponse: true }
     vars: { integration: { type: LAMBDA, handler: handlers/stagevars.handler }, routeResponse: true }
+    postBack: { integration: { type: LAMBDA, handler: handlers/echo.postBack } }
 `;
 
 let g: StartedGateway;
@@ -80,6 +81,18 @@ describe('route selection', () => {
       'apiId',
       'messageId',
     ]);
+    await c.close();
+  });
+
+  it('context.gatehouse.postToConnection: a string or UTF-8 bytes arrive as the same text frame, other bytes as binary', async () => {
+    const c = await connect(g.wsUrl());
+    const data = 'héllo ✓ 😀 "quoted" \\ end';
+    c.send({ action: 'postBack', data });
+    expect(await c.next()).toBe(data);
+    expect(await c.next()).toBe(data);
+    const raw = await c.nextRaw();
+    expect(raw.binary).toBe(true);
+    expect([...raw.data]).toEqual([0xff, 0x00, 0xfe]);
     await c.close();
   });
 
