@@ -31,6 +31,11 @@ export interface ConnectionRecord {
   authorizer?: Record<string, unknown> | undefined;
 }
 
+export interface ConnectionOwner {
+  connectionId: string;
+  nodeId: string;
+}
+
 export type NodeCommand =
   /** `data` as a string (from `context.gatehouse.postToConnection`) is sent as a text frame as it is. */
   | { kind: 'post'; connectionId: string; data: Uint8Array | string; binary: boolean }
@@ -57,6 +62,11 @@ export interface ClusterState {
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
   /** Every connection of a stage, cluster-wide. */
   listConnections(stage: string): Promise<ConnectionRecord[]>;
+  /**
+   * The same connections as `listConnections`, as ids and owning nodes only: what a broadcast
+   * needs, without reading and decoding every record.
+   */
+  listConnectionOwners(stage: string): Promise<ConnectionOwner[]>;
   /** Record activity for connections this node holds (batched by the caller). */
   touchConnections(updates: ReadonlyArray<{ connectionId: string; lastActiveAt: number }>): Promise<void>;
   sendToNode(nodeId: string, cmd: NodeCommand): Promise<CommandOutcome>;

@@ -2,6 +2,7 @@ import type {
   ClusterState,
   CommandHandler,
   CommandOutcome,
+  ConnectionOwner,
   ConnectionRecord,
   NodeCommand,
 } from './cluster-state.ts';
@@ -57,6 +58,12 @@ export class MemoryClusterState implements ClusterState {
   async listConnections(stage: string): Promise<ConnectionRecord[]> {
     const out: ConnectionRecord[] = [];
     for (const rec of this.connections.values()) if (rec.stage === stage) out.push({ ...rec });
+    return out;
+  }
+
+  async listConnectionOwners(stage: string): Promise<ConnectionOwner[]> {
+    const out: ConnectionOwner[] = [];
+    for (const rec of this.connections.values()) if (rec.stage === stage) out.push({ connectionId: rec.connectionId, nodeId: rec.nodeId });
     return out;
   }
 

@@ -9,6 +9,7 @@ import type {
   ClusterState,
   CommandHandler,
   CommandOutcome,
+  ConnectionOwner,
   ConnectionRecord,
   NodeCommand,
 } from './cluster-state.ts';
@@ -162,6 +163,25 @@ for _, id in ipairs(redis.call('SMEMBERS', R .. 'stage:' .. stage)) do
     if ok then
       out[#out + 1] = v[3]
       out[#out + 1] = v[2]
+    end
+  end
+end
+return out`,
+  // ghList's selection (stage members whose node is alive), as (id, node) pairs: no record blobs
+  ghOwners: `
+local R, stage = ARGV[1], ARGV[2]
+local alive, out = {}, {}
+for _, id in ipairs(redis.call('SMEMBERS', R .. 'stage:' .. stage)) do
+  local v = redis.call('HMGET', R .. 'conn:' .. id, 'n', 's')
+  if v[1] and v[2] == stage then
+    local ok = alive[v[1]]
+    if ok == nil then
+      ok = redis.call('EXISTS', R .. 'hb:' .. v[1]) == 1
+      alive[v[1]] = ok
+    end
+    if ok then
+      out[#out + 1] = id
+      out[#out + 1] = v[1]
     end
   end
 end
@@ -479,6 +499,19 @@ export class RedisClusterState implements ClusterState {
     for (let i = 0; i + 1 < reply.length; i += 2) {
       const rec = this.decodeRecord(reply[i], reply[i + 1]);
       if (rec) out.push(rec);
+    }
+    return out;
+  }
+
+  async listConnectionOwners(stage: string): Promise<ConnectionOwner[]> {
+    this.assertReady();
+    const reply = await this.call(() => this.script('ghOwners', [stage]));
+    const out: ConnectionOwner[] = [];
+    if (!Array.isArray(reply)) return out;
+    for (let i = 0; i + 1 < reply.length; i += 2) {
+      const connectionId = reply[i];
+      const nodeId = reply[i + 1];
+      if (typeof connectionId === 'string' && typeof nodeId === 'string') out.push({ connectionId, nodeId });
     }
     return out;
   }

@@ -94,10 +94,18 @@ export class ConnectionOperations {
     return r.status === 'ok' ? { status: 'gone' } : r;
   }
 
+  /**
+   * Every connection of the stage, cluster-wide. The registry answers with each connection's
+   * owner, which is remembered: the posts of a broadcast that follows go straight to the owners.
+   */
   async list(stage: string): Promise<string[]> {
     const ids = new Set<string>();
     for (const s of this.gateway.sessions.values()) if (s.stage.name === stage && !s.closed) ids.add(s.connectionId);
-    for (const r of await this.cluster.listConnections(stage)) ids.add(r.connectionId);
+    const self = this.cluster.nodeId;
+    for (const o of await this.cluster.listConnectionOwners(stage)) {
+      ids.add(o.connectionId);
+      if (o.nodeId !== self && !this.owners.has(o.connectionId)) this.remember(o.connectionId, { nodeId: o.nodeId, stage });
+    }
     return [...ids];
   }
 

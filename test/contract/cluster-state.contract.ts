@@ -43,7 +43,7 @@ const post = (connectionId: string, body: string, binary = false): NodeCommand =
   data: new TextEncoder().encode(body),
   binary,
 });
-const byId = (x: ConnectionRecord, y: ConnectionRecord) => x.connectionId.localeCompare(y.connectionId);
+const byId = (x: { connectionId: string }, y: { connectionId: string }) => x.connectionId.localeCompare(y.connectionId);
 
 export function describeClusterState(name: string, factory: () => Promise<ClusterStatePair>): void {
   describe(`ClusterState contract: ${name}`, () => {
@@ -125,6 +125,12 @@ export function describeClusterState(name: string, factory: () => Promise<Cluste
         expect((await b.listConnections(stage)).sort(byId)).toEqual(expected);
         expect(await b.listConnections(other)).toEqual([a3]);
         expect(await a.listConnections(uid('empty-stage'))).toEqual([]);
+        // The owners-only listing names the same connections, each with its node.
+        const owners = (x: ConnectionRecord[]) => x.map((r) => ({ connectionId: r.connectionId, nodeId: r.nodeId })).sort(byId);
+        expect((await a.listConnectionOwners(stage)).sort(byId)).toEqual(owners(expected));
+        expect((await b.listConnectionOwners(stage)).sort(byId)).toEqual(owners(expected));
+        expect(await b.listConnectionOwners(other)).toEqual(owners([a3]));
+        expect(await a.listConnectionOwners(uid('empty-stage'))).toEqual([]);
       });
 
       it('touchConnections only moves lastActiveAt forward and ignores unknown ids', async () => {
