@@ -17,6 +17,12 @@ export class Session {
   /** Per-connection token bucket (clientLimits.perConnection), kept here: no map lookup per message. */
   bucketTokens = Number.NaN;
   bucketLast = 0;
+  /**
+   * Posts (@connections, context.gatehouse) accepted in this event-loop turn and not yet written,
+   * as (data, binary) pairs, and their size: they leave together in one write (WsGateway.postLocal).
+   */
+  out: Array<string | Uint8Array | boolean> | undefined = undefined;
+  outBytes = 0;
   constructor(
     readonly connectionId: string,
     readonly stage: StageRuntime,

@@ -21,6 +21,8 @@ export interface SocketOps {
   send(ws: Socket<Session>, data: string | Uint8Array, binary: boolean): number;
   end(ws: Socket<Session>, code: number, reason: string): void;
   bufferedAmount(ws: Socket<Session>): number;
+  /** Run `fn` with the socket corked: its sends leave in one write. */
+  cork(ws: Socket<Session>, fn: () => void): void;
 }
 
 /** Result of the authorization step of `$connect` (filled by the authorizers issue). */
@@ -91,6 +93,11 @@ export class WsGateway {
   private sweepTimer: NodeJS.Timeout | undefined;
   private socket: SocketOps | undefined;
   private draining = false;
+  /** Connections with posts queued in this turn (see postLocal), flushed by one setImmediate. */
+  private flushList: Session[] = [];
+  private flushSpare: Session[] = [];
+  private flushScheduled = false;
+  private readonly flushAllPostsBound = () => this.flushAllPosts();
   authorizeConnect: ConnectAuthorizer | undefined;
   /** The throttling stage (undefined when the API configures no limits); see `setAdmission`. */
   admission: Admission | undefined;
@@ -403,11 +410,55 @@ export class WsGateway {
   }
 
   /** Send with the slow-consumer policy: a send the buffer cannot take closes with 1013. */
-  private send(s: Session, data: string | Uint8Array, binary: boolean): void {
-    if (!s.ws || s.closed) return;
+  private send(s: Session, data: string | Uint8Array, binary: boolean): boolean {
+    if (!s.ws || s.closed) return false;
+    // Posts accepted earlier in this turn go first: per-connection order is kept.
+    if (s.out !== undefined) this.flushPosts(s);
     if (this.socket!.send(s.ws, data, binary) === SEND_DROPPED) {
       this.close(s, CLOSE.TRY_AGAIN_LATER, 'Slow consumer: send buffer full');
+      return false;
     }
+    return true;
+  }
+
+  /**
+   * Writes the posts queued on one connection: corked, so that all of them leave in one write
+   * (a broadcast burst reaching a client several times in one turn costs one syscall, not one
+   * per message).
+   */
+  private flushPosts(s: Session): void {
+    const out = s.out;
+    if (out === undefined) return;
+    s.out = undefined;
+    s.outBytes = 0;
+    if (!s.ws || s.closed) return;
+    if (out.length === 2) {
+      this.sendQueued(s, out[0] as string | Uint8Array, out[1] as boolean);
+      return;
+    }
+    this.socket!.cork(s.ws, () => {
+      for (let i = 0; i < out.length; i += 2) if (!this.sendQueued(s, out[i] as string | Uint8Array, out[i + 1] as boolean)) return;
+    });
+  }
+
+  private sendQueued(s: Session, data: string | Uint8Array, binary: boolean): boolean {
+    if (!s.ws || s.closed || s.closeCode) return false;
+    if (this.socket!.send(s.ws, data, binary) === SEND_DROPPED) {
+      // Accepted (the post was answered 200) but the buffer cannot take it after all: the client
+      // must learn it missed something, so it is closed like any slow consumer.
+      this.close(s, CLOSE.TRY_AGAIN_LATER, 'Slow consumer: send buffer full');
+      return false;
+    }
+    return true;
+  }
+
+  private flushAllPosts(): void {
+    this.flushScheduled = false;
+    const list = this.flushList;
+    this.flushList = this.flushSpare;
+    this.flushSpare = list;
+    for (let i = 0; i < list.length; i++) this.flushPosts(list[i]!);
+    list.length = 0;
   }
 
   drain(_ws: Socket<Session>): void {
@@ -418,6 +469,9 @@ export class WsGateway {
 
   close(s: Session, code: number, reason: string): void {
     if (s.closed || !s.ws || s.closeCode) return;
+    // Posts already answered 200 leave before the close frame.
+    if (s.out !== undefined) this.flushPosts(s);
+    if (s.closed || s.closeCode) return;
     s.closeCode = code;
     s.closeReason = reason;
     this.socket!.end(s.ws, code, reason);
@@ -495,14 +549,26 @@ export class WsGateway {
     const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
     if (size > this.limits.maxPostBytes) return { status: 'too_large' };
     // Refuse (429) rather than queue past the send-buffer bound; an empty buffer takes any message.
-    const buffered = this.socket!.bufferedAmount(s.ws!);
+    // Posts queued in this turn count as buffered.
+    const buffered = this.socket!.bufferedAmount(s.ws!) + s.outBytes;
     if (buffered > 0 && buffered + size > this.limits.maxSendBufferBytes) return { status: 'throttled' };
     // Valid UTF-8 goes out as a text frame, bytes as they are (no decode and re-encode); a string
     // (an in-process post) is text by construction.
     const binary = typeof data !== 'string' && !isUtf8(data);
     s.lastActiveAt = Date.now();
     s.stage.callbackStats.MessageCount++;
-    if (this.socket!.send(s.ws!, data, binary) === SEND_DROPPED) return { status: 'throttled' };
+    // Written at the end of this event-loop turn, together with anything else posted to this
+    // connection meanwhile (a sender's own route replies flush the queue first: order is kept).
+    if (s.out === undefined) {
+      s.out = [];
+      this.flushList.push(s);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flushAllPostsBound);
+      }
+    }
+    s.out.push(data, binary);
+    s.outBytes += size;
     return { status: 'ok' };
   }
 

@@ -33,6 +33,9 @@ websocket:
     badBody: { integration: { type: LAMBDA, handler: handlers/fail.badBody }, routeResponse: true }
     vars: { integration: { type: LAMBDA, handler: handlers/stagevars.handler }, routeResponse: true }
     postBack: { integration: { type: LAMBDA, handler: handlers/echo.postBack } }
+    postOrder: { integration: { type: LAMBDA, handler: handlers/echo.postOrder }, routeResponse: true }
+    postThenDelete: { integration: { type: LAMBDA, handler: handlers/echo.postThenDelete } }
+    postFlood: { integration: { type: LAMBDA, handler: handlers/echo.postFlood }, routeResponse: true }
 `;
 
 let g: StartedGateway;
@@ -93,6 +96,40 @@ describe('route selection', () => {
     const raw = await c.nextRaw();
     expect(raw.binary).toBe(true);
     expect([...raw.data]).toEqual([0xff, 0x00, 0xfe]);
+    await c.close();
+  });
+
+  it("posts to the caller arrive in order, before the route response", async () => {
+    const c = await connect(g.wsUrl());
+    c.send({ action: 'postOrder' });
+    expect([await c.next(), await c.next(), await c.next(), await c.next()]).toEqual(['p1', 'p2', 'p3', 'reply']);
+    await c.close();
+  });
+
+  it('a post followed by a delete of the same connection: the message arrives, then the close', async () => {
+    const c = await connect(g.wsUrl());
+    c.send({ action: 'postThenDelete' });
+    expect(await c.next()).toBe('last words');
+    expect((await c.closed).code).toBe(1000);
+  });
+
+  it('posts queued in one turn count against the send buffer: past 1 MiB they get LimitExceededException', async () => {
+    const c = await connect(g.wsUrl());
+    c.send({ action: 'postFlood' });
+    const received: number[] = [];
+    for (;;) {
+      const m = await c.next();
+      if (m.startsWith('[')) {
+        const outcomes = JSON.parse(m) as string[];
+        const ok = outcomes.filter((o) => o === 'ok').length;
+        expect(ok).toBe(10); // 10 x 100 KB fit in the 1 MiB send buffer
+        expect(outcomes.slice(ok).every((o) => o === 'LimitExceededException')).toBe(true);
+        expect(received).toHaveLength(ok);
+        break;
+      }
+      received.push(m.length);
+    }
+    expect(received.every((n) => n === 100 * 1024)).toBe(true);
     await c.close();
   });
 
