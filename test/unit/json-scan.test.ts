@@ -90,4 +90,29 @@ describe('scanTopLevelKey agrees with JSON.parse', () => {
   it('matches JSON.parse on 20,000 random and mutated documents', () => {
     for (let k = 0; k < 20_000; k++) agrees(randomText());
   });
+
+  it('compact text without escapes (the indexOf fast path): exact answers on 20,000 documents, mutated too', () => {
+    const plain = ['echo', 'join', '', 'x'.repeat(40), 'é☃ 😀', 'a b', '{not:json}', '[1,2]'];
+    let answered = 0;
+    for (let k = 0; k < 20_000; k++) {
+      const o: Record<string, unknown> = {};
+      for (let f = Math.floor(rnd() * 3); f > 0; f--) o[pick(['data', 'n', 'act', 'x'])] = rnd() < 0.5 ? pick(plain) : pick([1, [1, 'a', { b: 'c' }], { q: 'r' }, null]);
+      o.action = pick(plain);
+      let s = JSON.stringify(o);
+      if (rnd() < 0.5) {
+        const at = Math.floor(rnd() * (s.length + 1));
+        const ch = pick(['"', '{', '}', ']', ',', ':', ' ', 'a', '1']);
+        s = rnd() < 0.5 ? s.slice(0, at) + ch + s.slice(at) : s.slice(0, at) + s.slice(at + 1);
+      }
+      const got = scanTopLevelKey(s, 'action');
+      const want = reference(s, 'action');
+      if (got === NEEDS_PARSE && !s.trimStart().startsWith('{')) continue; // non-object roots always defer
+      if (want !== 'NONSTRING') {
+        // Escape-free compact text with a string (or absent) action is always answered, never deferred.
+        expect({ s, got }).toEqual({ s, got: want });
+        answered++;
+      } else expect([NEEDS_PARSE, INVALID]).toContain(got);
+    }
+    expect(answered).toBeGreaterThan(15_000);
+  });
 });
