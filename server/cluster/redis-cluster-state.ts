@@ -95,6 +95,33 @@ const WARN_EVERY_MS = 5000;
 const MAX_QUEUED_PER_CONNECTION = 1000;
 
 /** Every registry script gets KEYS[1] = R..'nodes' (routes it to the registry slot) and ARGV[1] = R. */
+/**
+ * Lua: the members of a stage whose node is alive (heartbeat present), each emitted as two
+ * values. `fields` are read from the connection hash and must start with 'n' (node) and 's'
+ * (stage); `emit` names what to return per member (`id`, `v[1]`, `v[2]`, ...).
+ */
+function liveStageMembers(fields: string, emit: string): string {
+  return `
+local R, stage = ARGV[1], ARGV[2]
+local alive, out = {}, {}
+for _, id in ipairs(redis.call('SMEMBERS', R .. 'stage:' .. stage)) do
+  local v = redis.call('HMGET', R .. 'conn:' .. id, ${fields})
+  if v[1] and v[2] == stage then
+    local ok = alive[v[1]]
+    if ok == nil then
+      ok = redis.call('EXISTS', R .. 'hb:' .. v[1]) == 1
+      alive[v[1]] = ok
+    end
+    if ok then
+      local a, b = ${emit}
+      out[#out + 1] = a
+      out[#out + 1] = b
+    end
+  end
+end
+return out`;
+}
+
 const SCRIPTS = {
   // ARGV: R, nodeId, session, ttlMs, epochIfNone -> {the session the key held before (nil if it
   // had expired), the registry epoch}
@@ -149,43 +176,9 @@ if not v[1] then return false end
 if redis.call('EXISTS', ARGV[1] .. 'hb:' .. v[1]) == 0 then return false end
 return {v[3], v[2]}`,
   // ARGV: R, stage -> flat {json, lastActiveAt}* of live nodes' records
-  ghList: `
-local R, stage = ARGV[1], ARGV[2]
-local alive, out = {}, {}
-for _, id in ipairs(redis.call('SMEMBERS', R .. 'stage:' .. stage)) do
-  local v = redis.call('HMGET', R .. 'conn:' .. id, 'n', 'la', 'r', 's')
-  if v[1] and v[4] == stage then
-    local ok = alive[v[1]]
-    if ok == nil then
-      ok = redis.call('EXISTS', R .. 'hb:' .. v[1]) == 1
-      alive[v[1]] = ok
-    end
-    if ok then
-      out[#out + 1] = v[3]
-      out[#out + 1] = v[2]
-    end
-  end
-end
-return out`,
-  // ghList's selection (stage members whose node is alive), as (id, node) pairs: no record blobs
-  ghOwners: `
-local R, stage = ARGV[1], ARGV[2]
-local alive, out = {}, {}
-for _, id in ipairs(redis.call('SMEMBERS', R .. 'stage:' .. stage)) do
-  local v = redis.call('HMGET', R .. 'conn:' .. id, 'n', 's')
-  if v[1] and v[2] == stage then
-    local ok = alive[v[1]]
-    if ok == nil then
-      ok = redis.call('EXISTS', R .. 'hb:' .. v[1]) == 1
-      alive[v[1]] = ok
-    end
-    if ok then
-      out[#out + 1] = id
-      out[#out + 1] = v[1]
-    end
-  end
-end
-return out`,
+  ghList: liveStageMembers(`'n', 's', 'la', 'r'`, 'v[4], v[3]'),
+  // The same selection as (id, node) pairs: what a broadcast needs, without the record blobs
+  ghOwners: liveStageMembers(`'n', 's'`, 'id, v[1]'),
   // ARGV: R, then (id, lastActiveAt)*; only moves lastActiveAt forward, ignores unknown ids
   ghTouch: `
 local R = ARGV[1]

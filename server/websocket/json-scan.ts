@@ -69,6 +69,7 @@ function skipWs(t: string, i: number, n: number): number {
 let sawEscape = false;
 
 /** A backslash or a control character (raw control characters are invalid inside strings). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const ESCAPE_OR_CONTROL = /[\u0000-\u001f\\]/;
 /** Set per text by scanTopLevelKey: the text has neither (see ESCAPE_OR_CONTROL). */
 let plainText = false;
