@@ -1,3 +1,4 @@
+import { StringTable } from '../string-table.ts';
 import type {
   ClusterState,
   CommandHandler,
@@ -24,7 +25,8 @@ export class MemoryClusterState implements ClusterState {
   readonly nodeId: string;
   private readonly now: () => number;
   private readonly maxCacheEntries: number;
-  private readonly connections = new Map<string, ConnectionRecord>();
+  /** One insert and one delete per connection: a StringTable, not a Map (see string-table.ts). */
+  private readonly connections = new StringTable<ConnectionRecord>();
   private readonly cache = new Map<string, { value: unknown; expiresAt: number }>();
   private handler: CommandHandler | undefined;
 

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { Cluster, Redis } from 'ioredis';
 import type { ClusterNode, RedisOptions } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { Packr } from 'msgpackr';
 import { DeadlineEntry, type DeadlineList, deadlineList, trackIn, untrack } from '../integrations/deadlines.ts';
 import { createLogger } from '../log.ts';
-import { ClusterUnavailableError } from './cluster-state.ts';
+import { StringTable } from '../string-table.ts';
 import type {
   ClusterState,
   CommandHandler,
@@ -13,6 +13,7 @@ import type {
   ConnectionRecord,
   NodeCommand,
 } from './cluster-state.ts';
+import { ClusterUnavailableError } from './cluster-state.ts';
 
 /**
  * Redis-backed cluster state: many gateway nodes share one connection registry and reach each
@@ -330,7 +331,7 @@ export class RedisClusterState implements ClusterState {
   /** copyBuffers: a post's data must not alias the client's read buffer, the handler may keep it. */
   private readonly packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, copyBuffers: true });
   /** What this node registered: re-registered after an outage. */
-  private readonly local = new Map<string, ConnectionRecord>();
+  private readonly local = new StringTable<ConnectionRecord>();
   private readonly pending = new PendingTable();
   private readonly deadlines: DeadlineList;
   /** Tail and length of the command chain per connection while a handler is still running (in-order delivery). */

@@ -7,12 +7,13 @@ import type { Continuation, IntegrationResponse, Invocation } from '../integrati
 import { CLOSE, type Limits } from '../limits.ts';
 import type { Logger } from '../log.ts';
 import type { GatewayMetrics } from '../metrics.ts';
+import { StringTable } from '../string-table.ts';
+import { type Admission, apiKeyOf } from '../throttling/admission.ts';
 import type { RawRequest, Socket, UpgradeResponder } from '../transport/uws.ts';
 import { type ConnectInfo, connectEvent, disconnectEvent, messageEvent } from './events.ts';
 import { ERR, errorFrame, errorFrameMsgpack, toMsgpackReply } from './frames.ts';
 import { headerMaps, queryMaps } from './headers.ts';
 import { INVALID, NEEDS_PARSE, scanTopLevelKey } from './json-scan.ts';
-import { type Admission, apiKeyOf } from '../throttling/admission.ts';
 import { Session } from './session.ts';
 import type { StageRoute, StageRuntime } from './stage-runtime.ts';
 
@@ -88,7 +89,8 @@ function sessionInfo(s: { connectionId: string; sourceIp: string }, routeKey: st
  *   [validate] → integrate → route response (two-way routes only)
  */
 export class WsGateway {
-  readonly sessions = new Map<string, Session>();
+  /** Open connections by id (a StringTable, not a Map: one insert and one delete per connection). */
+  readonly sessions = new StringTable<Session>();
   private readonly pendingDisconnects = new Set<Promise<void>>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private socket: SocketOps | undefined;
