@@ -19,7 +19,6 @@ import { createLogger, type Logger } from './log.ts';
 import { ConnectionsApi, type ManagementAuth, matchConnectionsPath } from './management/connections-api.ts';
 import { ConnectionOperations } from './management/operations.ts';
 import { parseManagementKeys } from './management/sigv4.ts';
-import { collectStartupGarbage } from './heap.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { type HttpResponder, type RawRequest, UwsHttpListener, UwsTransport } from './transport/uws.ts';
 import type { Session } from './websocket/session.ts';
@@ -41,8 +40,6 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Generate and print development credentials when none are configured (npm start). */
   devCredentials?: boolean;
-  /** Run one full GC before listening (the CLI does; see server/heap.ts). */
-  collectStartupGarbage?: boolean;
 }
 
 /** Stable 10-character API id derived from the API name (AWS form: lowercase alphanumerics). */
@@ -216,7 +213,6 @@ export class Gateway {
       },
     );
     ws.attach(transport);
-    if (opts.collectStartupGarbage) collectStartupGarbage();
     const host = opts.host ?? '0.0.0.0';
     let port: number;
     try {

@@ -71,7 +71,6 @@ export async function main(argv: string[]): Promise<number> {
       ...optional('redisUrl', values.redis ?? process.env.REDIS_URL),
       ...(adminPort === undefined ? {} : { adminPort }),
       devCredentials: values['dev-credentials'] ?? false,
-      collectStartupGarbage: true,
       logger: log,
     });
   } catch (err) {
