@@ -318,3 +318,26 @@ describe('buildMethodArn', () => {
     expect(() => buildMethodArn({ ...base, method: 'GET' })).toThrow(TypeError);
   });
 });
+
+describe('validateAuthorizerResponse shares identical policies', () => {
+  const response = (resource: string, user: string) => ({
+    principalId: user,
+    policyDocument: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'execute-api:Invoke', Resource: resource }] },
+    context: { user },
+  });
+
+  it('gives callers with the same policy one frozen document, and keeps different ones apart', () => {
+    const arn = 'arn:aws:execute-api:us-east-1:123456789012:abc/prod/*';
+    const a = validateAuthorizerResponse(response(arn, 'alice'));
+    const b = validateAuthorizerResponse(response(`${arn}`.slice(0), 'bob'));
+    const c = validateAuthorizerResponse(response(`${arn.slice(0, -1)}GET/x`, 'carol'));
+    if (!a.ok || !b.ok || !c.ok) throw new Error('expected valid responses');
+    expect(b.policyDocument).toBe(a.policyDocument);
+    expect(c.policyDocument).not.toBe(a.policyDocument);
+    expect(Object.isFrozen(a.policyDocument)).toBe(true);
+    expect(Object.isFrozen(a.policyDocument.Statement[0])).toBe(true);
+    // Per-caller parts stay per caller.
+    expect([a.principalId, b.principalId, a.context, b.context]).toEqual(['alice', 'bob', { user: 'alice' }, { user: 'bob' }]);
+    expect(evaluatePolicy(b.policyDocument, 'arn:aws:execute-api:us-east-1:123456789012:abc/prod/$connect')).toBe('allow');
+  });
+});
